@@ -179,6 +179,8 @@ def promote_champion(
         raise ValueError(
             f"promotion needs a reason (a non-empty string), got {reason!r}"
         )
+    if not isinstance(metrics, dict):
+        raise ValueError(f"metrics must be a dict of name to number, got {metrics!r}")
     path, model = _get_model(tag)
     labels = model.info.labels
     if (labels.get("dataset"), labels.get("task")) != (dataset, task):

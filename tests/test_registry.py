@@ -167,13 +167,15 @@ def test_rollback_champion_without_champion_says_so(store):
         ("network", "binary", "ids-network-binary:nope", "r", "not in the model store"),
         ("network", "binary", "no-version", "r", "expected a model tag"),
         ("network", "binary", None, "", "needs a reason"),
+        ("network", "binary", None, "r", "metrics must be a dict"),
     ],
 )
 def test_promote_champion_rejects_bad_input(store, dataset, task, tag, reason, match):
     real = registry.register_detector(write_detector(store / "a"))
+    metrics = [0.9] if match.startswith("metrics") else {"f1": 0.9}
 
     with pytest.raises((ValueError, LookupError), match=match):
-        registry.promote_champion(dataset, task, tag or real, reason, {})
+        registry.promote_champion(dataset, task, tag or real, reason, metrics)
     assert registry.read_champions() == {}
 
 
