@@ -30,7 +30,7 @@ class TrainingConfig:
     models: tuple[str, ...] = MODELS
     optimizers: tuple[str, ...] = OPTIMIZERS
     epochs: int = 10
-    batch_size: int = 256
+    batch_size: int = 512
     max_rows: int | None = None
     seed: int = 0
     strict: bool = True
@@ -116,6 +116,7 @@ def train_dataset(
     out_dir=None,
     extra: pd.DataFrame | None = None,
     progress: Callable[[str], None] | None = None,
+    loaded: LoadedDataset | None = None,
 ) -> RunResult:
     """Train and evaluate every candidate of ``config`` on one dataset and task.
 
@@ -128,6 +129,8 @@ def train_dataset(
         extra: Newly labeled typed records (same columns as the loaded records)
             appended to the base file before dedup and splitting.
         progress: Called with a short line as each candidate starts.
+        loaded: The dataset already read (e.g. shared by both tasks of one
+            nightly branch); ``data_dir`` and ``config.max_rows`` are then unused.
     """
     from ids.audit import audit_leakage
     from ids.evaluation import ceiling_reference, majority_reference, write_results
@@ -137,9 +140,10 @@ def train_dataset(
     spec = get_spec(name)
     candidates = config.candidates()
     started = time.perf_counter()
-    loaded = load_dataset(name, data_dir, config.max_rows)
+    if loaded is None:
+        loaded = load_dataset(name, data_dir, config.max_rows)
     if extra is not None and len(extra):
-        loaded = _with_extra(loaded, extra)
+        loaded = with_extra(loaded, extra)
     frame, formats, dedup = protocol_frame(loaded)
     split = protocol_split(frame, config.seed)
     logger.info("%s: split %s", name, split.counts())
@@ -211,7 +215,8 @@ def train_dataset(
     return result
 
 
-def _with_extra(loaded: LoadedDataset, extra: pd.DataFrame) -> LoadedDataset:
+def with_extra(loaded: LoadedDataset, extra: pd.DataFrame) -> LoadedDataset:
+    """``loaded`` with newly labeled typed records appended (not deduplicated)."""
     extra = extra.reindex(columns=loaded.records.columns)
     records = pd.concat([loaded.records, extra], ignore_index=True)
     hashes = pd.util.hash_pandas_object(extra.astype(str), index=False).to_numpy()
