@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="optimizer of the Keras models (repeat; default both)",
     )
     p.add_argument("--epochs", type=int, default=10, help="most epochs (Keras)")
-    p.add_argument("--batch-size", type=int, default=256, help="Keras batch size")
+    p.add_argument("--batch-size", type=int, default=512, help="Keras batch size")
     p.add_argument("--max-rows", type=int, help="stratified sample of at most N rows")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(

@@ -49,8 +49,8 @@ class KerasSequenceClassifier(ClassifierMixin, BaseEstimator):
         n_classes: int = 10,
         units: int = 64,
         epochs: int = 10,
-        batch_size: int = 256,
-        learning_rate: float = 1e-3,
+        batch_size: int = 512,
+        learning_rate: float = 5e-3,
         patience: int = 2,
         seed: int = 0,
     ):
@@ -162,7 +162,7 @@ def build_model(
     optimizer: str | None = None,
     n_classes: int = 10,
     epochs: int = 10,
-    batch_size: int = 256,
+    batch_size: int = 512,
     seed: int = 0,
 ):
     """An unfitted candidate called ``name`` (see :data:`MODELS`)."""
