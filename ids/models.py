@@ -138,8 +138,15 @@ class KerasSequenceClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         X = _sequence(X)
         if len(X) <= _DIRECT_CALL_ROWS:
-            return np.asarray(self.model_(X, training=False))
-        return self.model_.predict(X, batch_size=_DIRECT_CALL_ROWS, verbose=0)
+            proba = np.asarray(self.model_(X, training=False), dtype=np.float64)
+        else:
+            proba = self.model_.predict(X, batch_size=_DIRECT_CALL_ROWS, verbose=0)
+        # A GRU output layer mixes its softmax candidate with the update gate, so
+        # its rows need not sum to one.
+        total = proba.sum(axis=1, keepdims=True)
+        return np.divide(
+            proba, total, out=np.full_like(proba, 1 / proba.shape[1]), where=total > 0
+        )
 
     def predict(self, X):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
