@@ -119,6 +119,11 @@ def read_raw(path: str | os.PathLike, spec: DatasetSpec) -> tuple[pd.DataFrame, 
         raise RecordError(f"{path.name} could not be parsed: {exc}") from exc
     frame.columns = [c.strip("\r") for c in frame.columns]
     _check_header(frame, spec, path.name)
+    if frame.empty:
+        raise RecordError(
+            f"{path.name} has a header but no rows; expected at least one record "
+            f"of {_schema(spec)} below the header"
+        )
     _check_short_rows(frame, path.name)
     release = spec.releases.get("ts" in frame.columns, "unknown")
     return frame, release
