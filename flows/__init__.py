@@ -1,0 +1,1 @@
+"""Prefect flows that validate, retrain and promote detectors; wiring over ``ids``."""
