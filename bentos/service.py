@@ -143,6 +143,10 @@ _status_app = Starlette(routes=[Route("/champions", _champions_view)])
     threads=1,
     http={"host": "127.0.0.1", "port": 3000},
     traffic={"timeout": 60},
+    # One log line per request costs more than scoring a single record; the
+    # inference log already keeps every scored record. IDS_ACCESS_LOG=1 turns
+    # it back on.
+    logging={"access": {"enabled": os.environ.get("IDS_ACCESS_LOG") == "1"}},
 )
 class IDSService:
     """Champion scoring for every ToN-IoT dataset, with the inference log."""
@@ -160,10 +164,13 @@ class IDSService:
         return self.scorer is not None
 
     @bentoml.api(route="/score")
-    def score(
+    async def score(
         self, dataset: str, records: list[dict[str, Any]], ctx: bentoml.Context
     ) -> dict[str, Any]:
         """Score raw records of ``dataset`` (as in the ToN-IoT files).
+
+        Runs on the event loop: scoring is CPU-bound and serial per worker
+        anyway, and skipping the thread hop saves a millisecond per request.
 
         Returns ``count``, the champion ``models`` used (binary, multiclass) and
         one prediction per record: ``is_attack``, ``attack_probability``,

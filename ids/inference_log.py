@@ -1,18 +1,24 @@
-"""The inference log: every scored record with its prediction, as Parquet on disk.
+"""The inference log: every scored record with its prediction, on disk.
 
-Layout: ``<log dir>/<dataset>/<YYYY-MM-DD>/<time>-<pid>-<uuid>.parquet``, one
-file per scored batch. A file is written under a hidden temporary name and
-moved into place with ``os.replace``, so a reader sees whole files only and
-several writer processes never collide: no record is lost or written twice.
-The log holds IP-derived fields, so :func:`purge_log` removes old days.
+Layout: ``<log dir>/<dataset>/<YYYY-MM-DD>/<time>-<pid>-<uuid>.<ext>``. A
+service process appends each scored batch to its own open segment, an Arrow
+IPC stream (``.arrows``), before it answers; the segment becomes a Parquet file
+of the same name when it is full, the day ends or the process stops (written
+under a hidden name, then ``os.replace``). Each process writes only its own
+files, so several workers never collide, and the reader takes a segment only
+while no Parquet file of its name exists: no record is lost or read twice.
+:func:`write_batch` writes one Parquet file per batch (offline scoring). The
+log holds IP-derived fields, so :func:`purge_log` removes old days.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
 import shutil
+import threading
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -30,6 +36,8 @@ RETENTION_ENV = "IDS_LOG_RETENTION_DAYS"
 DEFAULT_RETENTION_DAYS = 30
 TIME_COLUMN = "scored_at"
 SUFFIX = ".parquet"
+SEGMENT_SUFFIX = ".arrows"
+SEGMENT_ROWS = 200_000
 
 
 def log_dir() -> Path:
@@ -70,24 +78,125 @@ def write_batch(
     """
     get_spec(dataset)
     scored_at = scored_at or datetime.now(UTC)
+    table = _table(columns, scored_at)
+    final = _new_path(root, dataset, scored_at, SUFFIX)
+    _write_parquet(table, final)
+    return final
+
+
+class LogWriter:
+    """Appends scored batches to this process's segments; thread-safe.
+
+    Args:
+        root: Log folder; defaults to :func:`log_dir` at each write.
+        segment_rows: Rows after which a segment is turned into Parquet.
+    """
+
+    def __init__(self, root: Path | None = None, segment_rows: int = SEGMENT_ROWS):
+        self.root = root
+        self.segment_rows = segment_rows
+        self._lock = threading.Lock()
+        self._segments: dict[str, _Segment] = {}
+        self._pid = os.getpid()
+        atexit.register(self.close)
+
+    def write(
+        self,
+        dataset: str,
+        columns: dict[str, object],
+        scored_at: datetime | None = None,
+    ) -> Path:
+        """Append one batch; it is in the file when this returns."""
+        get_spec(dataset)
+        scored_at = scored_at or datetime.now(UTC)
+        table = _table(columns, scored_at)
+        day = scored_at.strftime("%Y-%m-%d")
+        with self._lock:
+            if os.getpid() != self._pid:  # forked: the parent's segments are not ours
+                self._segments, self._pid = {}, os.getpid()
+            segment = self._segments.get(dataset)
+            if segment is not None and (
+                segment.day != day or not segment.schema.equals(table.schema)
+            ):
+                segment.finish()
+                segment = None
+            if segment is None:
+                path = _new_path(self.root, dataset, scored_at, SEGMENT_SUFFIX)
+                segment = _Segment(path, day, table.schema)
+                self._segments[dataset] = segment
+            segment.append(table)
+            if segment.rows >= self.segment_rows:
+                segment.finish()
+                del self._segments[dataset]
+        return segment.path
+
+    def close(self) -> None:
+        """Turn every open segment into Parquet."""
+        with self._lock:
+            if os.getpid() != self._pid:
+                return
+            for segment in self._segments.values():
+                segment.finish()
+            self._segments = {}
+
+
+class _Segment:
+    def __init__(self, path: Path, day: str, schema: pa.Schema):
+        self.path, self.day, self.schema, self.rows = path, day, schema, 0
+        self._sink = pa.OSFile(str(path), "wb")
+        self._writer = pa.ipc.new_stream(self._sink, schema)
+
+    def append(self, table: pa.Table) -> None:
+        self._writer.write_table(table)
+        self._sink.flush()
+        self.rows += table.num_rows
+
+    def finish(self) -> None:
+        self._writer.close()
+        self._sink.close()
+        table = _read_segment(self.path)
+        if table is not None and table.num_rows:
+            _write_parquet(table, self.path.with_suffix(SUFFIX))
+        # Only now: until the Parquet file exists the segment is the record.
+        self.path.unlink(missing_ok=True)
+
+
+def _table(columns: dict[str, object], scored_at: datetime) -> pa.Table:
     table = pa.table(columns)
     stamp = pa.array([scored_at] * table.num_rows, type=pa.timestamp("us", tz="UTC"))
-    table = table.append_column(TIME_COLUMN, stamp)
+    return table.append_column(TIME_COLUMN, stamp)
 
+
+def _new_path(root, dataset: str, scored_at: datetime, suffix: str) -> Path:
     folder = (root or log_dir()) / dataset / scored_at.strftime("%Y-%m-%d")
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"{scored_at:%H%M%S%f}-{os.getpid()}-{uuid.uuid4().hex}{SUFFIX}"
-    final = folder / name
-    staging = folder / f".{name}.tmp"
+    return folder / f"{scored_at:%H%M%S%f}-{os.getpid()}-{uuid.uuid4().hex}{suffix}"
+
+
+def _write_parquet(table: pa.Table, final: Path) -> None:
+    staging = final.with_name(f".{final.name}.tmp")
     try:
-        # Uncompressed: a batch is small and the write sits on the request path.
-        pq.write_table(table, staging, compression="none")
+        pq.write_table(table, staging)
         os.replace(staging, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             staging.unlink()
         raise
-    return final
+
+
+def _read_segment(path: Path) -> pa.Table | None:
+    """The whole batches of a segment; a batch still being written is left out."""
+    batches = []
+    try:
+        with pa.OSFile(str(path), "rb") as source:
+            reader = pa.ipc.open_stream(source)
+            schema = reader.schema
+            with contextlib.suppress(pa.ArrowInvalid, OSError):
+                for batch in reader:
+                    batches.append(batch)
+    except (pa.ArrowInvalid, OSError, FileNotFoundError):
+        return None  # nothing whole yet, or turned into Parquet meanwhile
+    return pa.Table.from_batches(batches, schema=schema)
 
 
 def log_files(
@@ -108,7 +217,13 @@ def log_files(
         day = _folder_day(day_dir)
         if day is None or not first <= day <= last:
             continue
-        files.extend(sorted(day_dir.glob(f"[!.]*{SUFFIX}")))
+        # Segments first: one turned into Parquet meanwhile is then found as
+        # Parquet, never missed.
+        segments = sorted(day_dir.glob(f"[!.]*{SEGMENT_SUFFIX}"))
+        finished = sorted(day_dir.glob(f"[!.]*{SUFFIX}"))
+        names = {p.stem for p in finished}
+        open_segments = [p for p in segments if p.stem not in names]
+        files.extend(finished + open_segments)
     return files
 
 
@@ -127,7 +242,10 @@ def read_log(
     files = log_files(dataset, since, until, root)
     if not files:
         return pd.DataFrame()
-    frames = [pq.read_table(path).to_pandas() for path in files]
+    tables = [_read_file(path) for path in files]
+    frames = [t.to_pandas() for t in tables if t is not None and t.num_rows]
+    if not frames:
+        return pd.DataFrame()
     frame = pd.concat(frames, ignore_index=True)
     if since is not None:
         frame = frame[frame[TIME_COLUMN] >= pd.Timestamp(_utc(since))]
@@ -137,10 +255,28 @@ def read_log(
 
 
 def count_logged(dataset: str, *, root: Path | None = None) -> int:
-    """How many records of ``dataset`` the log holds (reads file footers only)."""
-    return sum(
-        pq.ParquetFile(p).metadata.num_rows for p in log_files(dataset, root=root)
-    )
+    """How many records of ``dataset`` the log holds (Parquet footers, segments)."""
+    total = 0
+    for path in log_files(dataset, root=root):
+        if path.suffix == SUFFIX:
+            total += pq.ParquetFile(path).metadata.num_rows
+        else:
+            table = _read_file(path)
+            total += table.num_rows if table is not None else 0
+    return total
+
+
+def _read_file(path: Path) -> pa.Table | None:
+    if path.suffix == SUFFIX:
+        try:
+            return pq.read_table(path)
+        except FileNotFoundError:
+            return None
+    table = _read_segment(path)
+    if table is None and path.with_suffix(SUFFIX).is_file():
+        # The segment was turned into Parquet while the day was being listed.
+        return pq.read_table(path.with_suffix(SUFFIX))
+    return table
 
 
 def purge_log(

@@ -383,8 +383,9 @@ class Scorer:
     """
 
     def __init__(self, *, log: bool = True, log_root=None):
-        self.log = log
-        self.log_root = log_root
+        from ids.inference_log import LogWriter
+
+        self.log = LogWriter(log_root) if log else None
         self._lock = threading.Lock()
         self._set = load_champion_set()
         self._stop = threading.Event()
@@ -418,7 +419,10 @@ class Scorer:
         return thread
 
     def stop(self) -> None:
+        """Stop watching and turn the open log segments into Parquet."""
         self._stop.set()
+        if self.log is not None:
+            self.log.close()
 
     def status(self) -> dict:
         """What is loaded: tags per dataset and task, pointer version, errors."""
@@ -456,8 +460,8 @@ class Scorer:
         rows = len(records)
         typed, proba = _score_all(spec, records, [binary, multiclass])
         result = _predictions(binary, multiclass, proba, rows)
-        if self.log:
-            _log_batch(dataset, spec, typed, result, binary, multiclass, self.log_root)
+        if self.log is not None:
+            _log_batch(self.log, dataset, spec, typed, result, binary, multiclass)
         return result["response"]
 
 
@@ -549,10 +553,8 @@ def _predictions(binary, multiclass, proba, rows: int) -> dict:
     return {"response": response, "columns": columns}
 
 
-def _log_batch(dataset, spec, typed, result, binary, multiclass, root) -> None:
+def _log_batch(writer, dataset, spec, typed, result, binary, multiclass) -> None:
     import pyarrow as pa
-
-    from ids.inference_log import write_batch
 
     rows = result["response"]["count"]
     wanted = input_columns(spec)
@@ -565,7 +567,7 @@ def _log_batch(dataset, spec, typed, result, binary, multiclass, root) -> None:
     fields["binary_model"] = [binary.tag if binary else None] * rows
     fields["multiclass_model"] = [multiclass.tag if multiclass else None] * rows
     try:
-        write_batch(dataset, fields, root=root)
+        writer.write(dataset, fields)
     except OSError as exc:
         raise ScoringError(
             f"inference log not writable ({exc}); records are not scored unless "

@@ -1,0 +1,276 @@
+"""Serving benchmark: a real `bentoml serve` with network champions and a load generator.
+
+Trains (or reuses) network champions on real rows, registers and promotes them
+into a throw-away home, starts the service on a free loopback port with the
+inference log on, then measures from this machine:
+
+- records_per_second: requests of 1,000 real network records (every raw field);
+- single_p50_ms / single_p99_ms: one-record requests from 4 concurrent clients;
+- forward_us_per_record: the model's forward pass alone (both champions), and
+  the whole in-process scoring path per record for comparison.
+
+Usage: .venv/bin/python benchmarks/serving.py [--model dt] [--max-rows 50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="dt", help="candidate trained per task")
+    parser.add_argument("--max-rows", type=int, default=50_000)
+    parser.add_argument("--runs", nargs="*", help="existing detector folders to reuse")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--out", default=str(REPO / "benchmarks/results/serving.json"))
+    args = parser.parse_args(argv)
+
+    home = Path(tempfile.mkdtemp(prefix="ids-bench-serving-"))
+    env = _home_env(home)
+    os.environ.update(env)
+    folders = args.runs or _train(args.model, args.max_rows, home)
+    tags = _promote(folders)
+    print("champions:", tags)
+
+    records = _network_records(20_000)
+    forward = _forward_cost(records[:1000])
+    print("in-process:", forward)
+
+    from tests.conftest import _free_port, stop_process_group, wait_for_health
+
+    port = _free_port()
+    server_env = dict(os.environ)
+    if args.workers:
+        server_env["IDS_SERVE_WORKERS"] = str(args.workers)
+    log_path = home / "serve.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bentoml",
+                "serve",
+                "bentos.service:IDSService",
+                "--port",
+                str(port),
+            ],
+            cwd=REPO,
+            env=server_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        startup = wait_for_health(f"{url}/readyz", process, log_path)
+        throughput = _throughput(url, records, args.seconds, args.clients)
+        print("batch:", throughput)
+        single = _single(url, records, args.seconds, args.clients)
+        print("single:", single)
+        logged = _logged(home)
+    finally:
+        stop_process_group(process)
+
+    result = {
+        "records_per_second": throughput["records_per_second"],
+        "single_p50_ms": single["p50_ms"],
+        "single_p99_ms": single["p99_ms"],
+        "forward_us_per_record": forward["forward_us_per_record"],
+        "in_process_us_per_record_batch_1000": forward["pipeline_us_per_record"],
+        "in_process_ms_single_record": forward["pipeline_ms_single"],
+        "targets": {"records_per_second": 20_000, "single_p99_ms": 15},
+        "details": {
+            "batch": throughput,
+            "single": single,
+            "records_logged": logged,
+            "server_startup_s": round(startup, 1),
+            "champions": tags,
+            "model": args.model,
+            "training_max_rows": args.max_rows,
+            "workers": int(server_env.get("IDS_SERVE_WORKERS", "1")),
+            "clients": args.clients,
+            "cpu_count": os.cpu_count(),
+            "load_average_at_end": os.getloadavg(),
+            "python": platform.python_version(),
+            "inference_log": "on",
+        },
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "details"}, indent=2))
+    return 0
+
+
+def _home_env(home: Path) -> dict[str, str]:
+    return {
+        "IDS_HOME": str(home),
+        "BENTOML_HOME": str(home / "bentoml"),
+        "KERAS_HOME": str(home / "keras"),
+        "BENTOML_DO_NOT_TRACK": "True",
+        "DO_NOT_TRACK": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+
+
+def _train(model: str, max_rows: int, home: Path) -> list[str]:
+    from ids.training import TrainingConfig, train_dataset
+
+    folders = []
+    for task in ("binary", "multiclass"):
+        config = TrainingConfig(models=(model,), max_rows=max_rows, strict=False)
+        run = train_dataset("network", task, config, out_dir=home / "runs")
+        folders.extend(str(p) for p in run.detectors.values())
+    return folders
+
+
+def _promote(folders: list[str]) -> dict[str, str]:
+    from ids import registry
+    from ids.detector import read_metadata
+
+    tags = {}
+    for folder in folders:
+        meta = read_metadata(folder)
+        tag = registry.register_detector(folder)
+        registry.promote_champion(meta["dataset"], meta["task"], tag, "benchmark", {})
+        tags[meta["task"]] = tag
+    return tags
+
+
+def _network_records(rows: int) -> list[dict]:
+    from ids.catalog import get_spec, resolve_data_dir
+    from ids.data import read_raw
+
+    spec = get_spec("network")
+    raw, _ = read_raw(resolve_data_dir() / spec.relpath, spec)
+    raw = raw.drop(columns=["label", "type"]).sample(rows, random_state=0)
+    return raw.to_dict("records")
+
+
+def _forward_cost(records: list[dict]) -> dict:
+    from ids.serving import Scorer, typed_columns
+
+    scorer = Scorer(log=False)
+    champions = list(scorer.champions.champions.values())
+    spec_typed = typed_columns(records, _spec("network"))
+    matrices = [c.fast.transform(spec_typed, len(records)) for c in champions]
+
+    def best_of(fn, repeat=20):
+        fn()
+        times = []
+        for _ in range(repeat):
+            tick = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - tick)
+        return min(times)
+
+    forward = best_of(
+        lambda: [c.detector.model.predict_proba(X) for c, X in zip(champions, matrices)]
+    )
+    pipeline = best_of(lambda: scorer.score("network", records))
+    single = best_of(lambda: scorer.score("network", records[:1]), repeat=200)
+    return {
+        "forward_us_per_record": round(forward / len(records) * 1e6, 3),
+        "pipeline_us_per_record": round(pipeline / len(records) * 1e6, 2),
+        "pipeline_ms_single": round(single * 1e3, 3),
+    }
+
+
+def _spec(name: str):
+    from ids.catalog import get_spec
+
+    return get_spec(name)
+
+
+def _run_clients(clients: int, seconds: float, work) -> list:
+    results: list = [[] for _ in range(clients)]
+    stop = time.monotonic() + seconds
+
+    def client(index: int) -> None:
+        import httpx
+
+        with httpx.Client(timeout=60.0) as session:
+            while time.monotonic() < stop:
+                results[index].append(work(session, index))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [item for part in results for item in part]
+
+
+def _throughput(url: str, records: list[dict], seconds: float, clients: int) -> dict:
+    bodies = [
+        json.dumps({"dataset": "network", "records": records[i : i + 1000]}).encode()
+        for i in range(0, len(records), 1000)
+    ]
+    headers = {"content-type": "application/json"}
+
+    def work(session, index):
+        body = bodies[index % len(bodies)]
+        response = session.post(f"{url}/score", content=body, headers=headers)
+        return response.status_code
+
+    tick = time.monotonic()
+    statuses = _run_clients(clients, seconds, work)
+    elapsed = time.monotonic() - tick
+    ok = sum(s == 200 for s in statuses)
+    return {
+        "requests": len(statuses),
+        "failed": len(statuses) - ok,
+        "records_per_second": round(ok * 1000 / elapsed, 1),
+        "seconds": round(elapsed, 1),
+    }
+
+
+def _single(url: str, records: list[dict], seconds: float, clients: int) -> dict:
+    bodies = [
+        json.dumps({"dataset": "network", "records": [r]}).encode()
+        for r in records[:2000]
+    ]
+    headers = {"content-type": "application/json"}
+    counter = iter(range(10**9))
+
+    def work(session, index):
+        body = bodies[next(counter) % len(bodies)]
+        tick = time.perf_counter()
+        response = session.post(f"{url}/score", content=body, headers=headers)
+        return response.status_code, (time.perf_counter() - tick) * 1e3
+
+    _run_clients(clients, 2.0, work)  # warm-up
+    samples = _run_clients(clients, seconds, work)
+    latencies = sorted(ms for status, ms in samples if status == 200)
+    return {
+        "requests": len(samples),
+        "failed": sum(status != 200 for status, _ in samples),
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 2),
+        "mean_ms": round(statistics.fmean(latencies), 2),
+    }
+
+
+def _logged(home: Path) -> int:
+    from ids.inference_log import count_logged
+
+    return count_logged("network", root=home / "inference_log")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
