@@ -130,7 +130,7 @@ def nightly(
 
     failed = {n: e["reason"] for n, e in summary.items() if e["outcome"] != "ok"}
     if failed:
-        listed = "; ".join(f"{name}: {reason}" for name, reason in failed.items())
+        listed = "; ".join(failed.values())
         return Failed(
             message=f"{len(failed)} of {len(names)} dataset(s) failed "
             f"({', '.join(failed)}): {listed}",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 
 from prefect import flow
@@ -71,6 +73,7 @@ def run_branch(dataset: str, tasks: tuple[str, ...], options: BranchOptions) -> 
         "outcome": "ok",
         "seconds": round(seconds, 2),
         "incoming_rows": prepared.incoming_rows,
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
         "tasks": outcomes,
         "promoted": [
             f"{dataset}/{t}" for t, outcome in outcomes.items() if outcome["promoted"]

@@ -1,0 +1,323 @@
+"""The Prefect flows end to end on small real slices, against a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ids import registry
+from ids.catalog import dataset_path, get_spec, resolve_data_dir
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SKLEARN_CANDIDATES = ["dt", "rf", "lr"]
+SLICE = dict(max_rows=3000, strict=False)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def gx_root(tmp_path_factory) -> str:
+    """A throw-away copy of the Great Expectations project."""
+    root = tmp_path_factory.mktemp("gx") / "expectations"
+    shutil.copytree(REPO_ROOT / "expectations", root)
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def module_registry(tmp_path_factory):
+    """Champion pointers of this module's retrain runs, apart from other tests."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(registry.REGISTRY_DIR_ENV, str(tmp_path_factory.mktemp("reg")))
+        yield
+
+
+def data_copy(root: Path, datasets: list[str], rename: dict[str, tuple] = ()) -> str:
+    """The real files of ``datasets`` in the official layout under ``root``.
+
+    ``rename`` maps a dataset to (old column, new column) in its copy's header.
+    """
+    rename = dict(rename)
+    for name in datasets:
+        spec = get_spec(name)
+        source = dataset_path(spec, resolve_data_dir())
+        target = dataset_path(spec, root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if name not in rename:
+            shutil.copyfile(source, target)
+            continue
+        old, new = rename[name]
+        with open(source, encoding="utf-8-sig", newline="") as handle:
+            header, rest = handle.readline(), handle.read()
+        assert old in header.split(","), f"{old} not in the header of {source}"
+        target.write_text(header.replace(old, new, 1) + rest, encoding="utf-8")
+    return str(root)
+
+
+def artifacts_of(flow_run_id) -> dict[str, object]:
+    """The artifacts a flow run left, read back through the Prefect API, by key."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
+            )
+        )
+    return {artifact.key: artifact for artifact in found}
+
+
+def test_serve_deployments_register_nightly_schedule_and_on_demand(prefect_server):
+    from prefect import get_client
+
+    from flows.serve import deployments
+
+    for deployment in deployments(timezone="Australia/Sydney"):
+        deployment.apply()
+
+    with get_client(sync_client=True) as client:
+        nightly = client.read_deployment_by_name("nightly/scheduled")
+        on_demand = client.read_deployment_by_name("retrain/on-demand")
+    schedule = nightly.schedules[0].schedule
+    assert schedule.cron == "0 2 * * *"
+    assert schedule.timezone == "Australia/Sydney"
+    assert nightly.schedules[0].active
+    required = on_demand.parameter_openapi_schema["required"]
+    assert set(required) == {"dataset", "task"}
+
+
+def test_prefect_yaml_deploys_both_deployments_to_the_process_pool(prefect_server):
+    from prefect import get_client
+
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    prefect = [sys.executable, "-m", "prefect", "--no-prompt"]
+    for command in (
+        ["work-pool", "create", "ids-process", "--type", "process", "--overwrite"],
+        ["deploy", "--all"],
+    ):
+        done = subprocess.run(
+            prefect + command, cwd=REPO_ROOT, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    with get_client(sync_client=True) as client:
+        nightly = client.read_deployment_by_name("nightly/scheduled")
+        on_demand = client.read_deployment_by_name("retrain/on-demand")
+    assert nightly.work_pool_name == on_demand.work_pool_name == "ids-process"
+    assert nightly.schedules[0].schedule.cron == "0 2 * * *"
+    assert nightly.entrypoint == "flows/nightly.py:nightly"
+
+
+@pytest.fixture(scope="module")
+def first_run(prefect_server, gx_root, module_registry):
+    """A first retrain of gps_tracker/binary: no champion yet, so it promotes."""
+    from flows.retrain import retrain
+
+    state = retrain(
+        "gps_tracker",
+        "binary",
+        models=SKLEARN_CANDIDATES,
+        context_root=gx_root,
+        return_state=True,
+        **SLICE,
+    )
+    assert state.is_completed(), state.message
+    return state, state.result()
+
+
+def test_retrain_leaves_its_artifacts_in_the_prefect_api(first_run):
+    state, outcome = first_run
+
+    found = artifacts_of(state.state_details.flow_run_id)
+
+    keys = {
+        "validation-gps-tracker",
+        "data-docs",
+        "metrics-gps-tracker-binary",
+        "confusion-gps-tracker-binary",
+        "promotion-gps-tracker-binary",
+        "package",
+    }
+    assert keys <= set(found)
+    assert "passed" in found["validation-gps-tracker"].data
+    metrics = json.loads(found["metrics-gps-tracker-binary"].data)
+    assert [row["model"] for row in metrics] == SKLEARN_CANDIDATES
+    assert {row["f1_macro_strict"] for row in metrics} == {"n/a"}  # strict=False
+    assert all(0 < float(row["f1_macro"]) <= 1 for row in metrics)
+    confusion = found["confusion-gps-tracker-binary"].data
+    assert "| **normal** |" in confusion and "data:image/png;base64," in confusion
+    # Prefect stores a link artifact as markdown: [text](link).
+    assert "(file://" in found["data-docs"].data
+    assert found["data-docs"].data.endswith("local_site/index.html)")
+    decision = found["promotion-gps-tracker-binary"].data
+    assert "PROMOTED" in decision and "no usable champion" in decision
+    assert outcome["tasks"]["binary"]["promoted"]
+
+
+def test_retrain_keeps_the_champion_against_a_weaker_challenger(first_run, gx_root):
+    from flows.retrain import retrain
+
+    champion_tag = first_run[1]["tasks"]["binary"]["champion"]
+
+    outcome = retrain(
+        "gps_tracker", "binary", models=["nb"], context_root=gx_root, **SLICE
+    )
+
+    result = outcome["tasks"]["binary"]
+    assert result["registered"] != champion_tag
+    assert not result["promoted"]
+    decision = result["decision"]
+    assert decision["challenger"] < decision["champion"]
+    assert "does not beat" in decision["reason"]
+    assert registry.champion("gps_tracker", "binary")["tag"] == champion_tag
+    assert outcome["promoted"] == []
+
+
+def test_retrain_stops_on_a_corrupted_file_and_keeps_the_champion(
+    first_run, gx_root, tmp_path
+):
+    from flows.retrain import retrain
+
+    champion_tag = first_run[1]["tasks"]["binary"]["champion"]
+    registered = len(registry.list_models("gps_tracker"))
+    data_dir = data_copy(
+        tmp_path, ["gps_tracker"], {"gps_tracker": ("latitude", "lat")}
+    )
+
+    state = retrain(
+        "gps_tracker",
+        "binary",
+        models=SKLEARN_CANDIDATES,
+        data_dir=data_dir,
+        context_root=gx_root,
+        return_state=True,
+        **SLICE,
+    )
+
+    assert state.is_failed()
+    assert "validation failed, champion kept" in state.message
+    assert "expect_column_to_exist(latitude)" in state.message
+    assert registry.champion("gps_tracker", "binary")["tag"] == champion_tag
+    assert len(registry.list_models("gps_tracker")) == registered
+    found = artifacts_of(state.state_details.flow_run_id)
+    summary = found["validation-gps-tracker"].data
+    assert "FAILED" in summary and "| expect_column_to_exist | latitude |" in summary
+    assert "metrics-gps-tracker-binary" not in found
+
+
+def test_retrain_trains_and_registers_a_keras_candidate(
+    prefect_server, gx_root, tmp_path, monkeypatch
+):
+    from flows.retrain import retrain
+    from ids.detector import read_metadata
+
+    monkeypatch.setenv(registry.REGISTRY_DIR_ENV, str(tmp_path / "registry"))
+
+    outcome = retrain(
+        "weather",
+        "multiclass",
+        models=["rnn_gru"],
+        optimizers=["adam"],
+        epochs=1,
+        context_root=gx_root,
+        **SLICE,
+    )
+
+    result = outcome["tasks"]["multiclass"]
+    assert result["promoted"]
+    meta = read_metadata(registry.champion_path("weather", "multiclass"))
+    assert (meta["model"], meta["optimizer"], meta["keras"]) == (
+        "rnn_gru",
+        "adam",
+        True,
+    )
+    assert 0 < registry.champion("weather", "multiclass")["metrics"]["f1_macro"] <= 1
+
+
+def test_nightly_fails_only_the_corrupted_dataset(
+    prefect_server, gx_root, tmp_path, monkeypatch
+):
+    from flows.nightly import nightly
+
+    monkeypatch.setenv(registry.REGISTRY_DIR_ENV, str(tmp_path / "registry"))
+    data_dir = data_copy(
+        tmp_path / "data",
+        ["fridge", "thermostat"],
+        {"thermostat": ("current_temperature", "current_temp")},
+    )
+
+    state = nightly(
+        tasks=["binary"],
+        models=["dt", "lr"],
+        data_dir=data_dir,
+        context_root=gx_root,
+        return_state=True,
+        **SLICE,
+    )
+
+    assert state.is_failed()
+    assert state.message.startswith("1 of 2 dataset(s) failed (thermostat)")
+    assert "expect_column_to_exist(current_temperature)" in state.message
+    summary = state.result(raise_on_failure=False)
+    assert summary["fridge"]["outcome"] == "ok"
+    assert summary["thermostat"]["outcome"] == "failed"
+    assert registry.champion("fridge", "binary") is not None
+    assert registry.champion("thermostat", "binary") is None
+    table = json.loads(
+        artifacts_of(state.state_details.flow_run_id)["nightly-summary"].data
+    )
+    assert {row["dataset"]: row["outcome"] for row in table} == {
+        "fridge": "ok",
+        "thermostat": "failed",
+    }
+
+
+def _champions(datasets: list[str]) -> dict[str, tuple]:
+    from ids.detector import read_metadata
+
+    found = {}
+    for name in datasets:
+        entry = registry.champion(name, "binary")
+        meta = read_metadata(entry["path"])
+        found[name] = (meta["model"], round(entry["metrics"]["f1_macro"], 10))
+    return found
+
+
+def test_nightly_on_a_dask_cluster_gives_the_default_runners_champions(
+    prefect_server, gx_root, tmp_path, monkeypatch
+):
+    from distributed import LocalCluster
+
+    from flows.nightly import nightly
+
+    datasets = ["gps_tracker", "weather"]
+    settings = dict(
+        datasets=datasets,
+        tasks=["binary"],
+        models=SKLEARN_CANDIDATES,
+        context_root=gx_root,
+        **SLICE,
+    )
+    monkeypatch.setenv(registry.REGISTRY_DIR_ENV, str(tmp_path / "default"))
+    default = nightly(**settings)
+    assert all(entry["outcome"] == "ok" for entry in default.values())
+    expected = _champions(datasets)
+
+    # Workers inherit the environment, hence the registry, at start-up.
+    monkeypatch.setenv(registry.REGISTRY_DIR_ENV, str(tmp_path / "dask"))
+    with LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+    ) as cluster:
+        on_dask = nightly(**settings, dask_address=cluster.scheduler_address)
+
+    assert all(entry["outcome"] == "ok" for entry in on_dask.values())
+    assert _champions(datasets) == expected
+    here = f":{os.getpid()}"
+    assert not any(entry["worker"].endswith(here) for entry in on_dask.values())
+    assert all(entry["worker"].endswith(here) for entry in default.values())
