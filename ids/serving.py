@@ -225,13 +225,15 @@ class FastPath:
     features, scaling); :meth:`compile` returns None for a chain with other steps.
     """
 
-    _KNOWN = {"leakage", "clean", "encode", "select", "balance", "scale"}
+    _KNOWN = {"leakage", "clean", "compress", "encode", "select", "balance", "scale"}
 
     def __init__(self, preprocessor):
         steps = preprocessor.named_steps
         clean = steps["clean"]
         self.medians = dict(clean.medians_)
         self.vocabulary = dict(steps["encode"].vocabulary_)
+        compress = steps["compress"].columns_ if "compress" in steps else ()
+        self.compressed = set(compress)
         columns = list(clean.columns_)
         self.selected = (
             list(steps["select"].selected_) if "select" in steps else columns
@@ -264,7 +266,10 @@ class FastPath:
             values[np.isinf(values)] = np.nan
             if column in self.flags:
                 values[np.asarray(typed[self.flags[column]]) != 0] = 0.0
-            X[:, j] = np.where(np.isnan(values), self.medians[column], values)
+            values = np.where(np.isnan(values), self.medians[column], values)
+            if column in self.compressed:
+                values = np.log1p(np.clip(values, 0.0, None))
+            X[:, j] = values
         X *= self.scale
         X += self.offset
         if self.clip is not None:
