@@ -194,7 +194,7 @@ class ReliefFSelector(TransformerMixin, BaseEstimator):
 
         X = _as_frame(X)
         y = np.asarray(y)
-        rows = _stratified_sample(y, self.max_rows, self.seed)
+        rows = stratified_positions(y, self.max_rows, self.seed)
         keep = min(self.n_features, X.shape[1])
         relief = ReliefF(n_features_to_select=keep, n_neighbors=self.n_neighbors)
         codes = pd.factorize(y[rows])[0]
@@ -210,7 +210,7 @@ class ReliefFSelector(TransformerMixin, BaseEstimator):
         return _as_frame(X)[self.selected_]
 
 
-def _stratified_sample(y: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
+def stratified_positions(y: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
     if len(y) <= max_rows:
         return np.arange(len(y))
     rng = np.random.default_rng(seed)
