@@ -1,4 +1,4 @@
-"""Serving benchmark: a real `bentoml serve` with network champions and a load generator.
+"""Serving benchmark: a real `bentoml serve` of network champions and a load generator.
 
 Trains (or reuses) network champions on real rows, registers and promotes them
 into a throw-away home, starts the service on a free loopback port with the
@@ -180,7 +180,10 @@ def _forward_cost(records: list[dict]) -> dict:
         return min(times)
 
     forward = best_of(
-        lambda: [c.detector.model.predict_proba(X) for c, X in zip(champions, matrices)]
+        lambda: [
+            c.detector.model.predict_proba(X)
+            for c, X in zip(champions, matrices, strict=True)
+        ]
     )
     pipeline = best_of(lambda: scorer.score("network", records))
     single = best_of(lambda: scorer.score("network", records[:1]), repeat=200)
