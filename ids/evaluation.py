@@ -236,6 +236,32 @@ def _clean(value):
     return value
 
 
+def _per_class_lines(records: list[dict]) -> list[str]:
+    """Per-class precision / recall / F1 of each candidate that carries them."""
+    lines = []
+    for record in records:
+        per_class = record.get("per_class")
+        if not per_class:
+            continue
+        title = (
+            record.get("tag") or f"{record['model']} {record.get('optimizer') or ''}"
+        )
+        lines += [
+            "",
+            f"### per class: {title}",
+            "",
+            "| class | precision | recall | f1 | support |",
+            "|---|---|---|---|---|",
+        ]
+        for cls, scores in per_class.items():
+            if not scores.get("present"):
+                lines.append(f"| {cls} | absent | absent | absent | 0 |")
+                continue
+            cells = [_cell("f1", scores.get(k)) for k in ("precision", "recall", "f1")]
+            lines.append(f"| {cls} | {' | '.join(cells)} | {scores.get('support')} |")
+    return lines
+
+
 def _cell(column: str, value) -> str:
     value = _clean(value)
     if value is None:
@@ -290,6 +316,7 @@ def write_results(
     for record in records:
         cells = [_cell(c, record[c]) for c in RESULT_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += _per_class_lines(records)
     lines += [
         "",
         "paper_accuracy is the published figure; majority and ceiling are the "

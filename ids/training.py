@@ -205,7 +205,7 @@ def train_dataset(
             distinct_test_inputs=ceiling.get("distinct_inputs"),
             paper_accuracy=spec.paper_accuracy.get(task),
         )
-        detector.metrics.update({k: v for k, v in row.items() if k != "per_class"})
+        detector.metrics.update(row)
         detector.fingerprint = loaded.fingerprint
         detector.config = _config_dict(config, dedup, split)
         detector.reference = reference
@@ -213,7 +213,7 @@ def train_dataset(
         rows.append(row)
 
     best = max(rows, key=lambda r: r["val_f1_macro"])["tag"] if rows else None
-    write_results([_summary(r) for r in rows], folder, "results")
+    write_results(rows, folder, "results")
     result = RunResult(
         name,
         task,
@@ -392,10 +392,6 @@ def _strict_score(model_name, optimizer, classes, config, strict) -> float | Non
     model, _, _ = _fit_candidate(model_name, optimizer, classes, config, strict)
     pred = names[np.argmax(_proba(model, strict["X_test"], classes), axis=1)]
     return score_predictions(strict["y_test"], pred, classes)["f1_macro"]
-
-
-def _summary(row: dict) -> dict:
-    return {k: v for k, v in row.items() if k != "per_class"}
 
 
 def _config_dict(config: TrainingConfig, dedup: dict, split: Split) -> dict:
