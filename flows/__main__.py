@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    for noisy in ("great_expectations", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     prepare_environment()
 
     if args.command == "serve":

@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,8 +19,6 @@ from ids.catalog import dataset_path, get_spec, resolve_data_dir
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SKLEARN_CANDIDATES = ["dt", "rf", "lr"]
 SLICE = dict(max_rows=3000, strict=False)
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,7 @@ def artifacts_of(flow_run_id) -> dict[str, object]:
     return {artifact.key: artifact for artifact in found}
 
 
+@pytest.mark.slow
 def test_serve_deployments_register_nightly_schedule_and_on_demand(prefect_server):
     from prefect import get_client
 
@@ -92,6 +93,7 @@ def test_serve_deployments_register_nightly_schedule_and_on_demand(prefect_serve
     assert set(required) == {"dataset", "task"}
 
 
+@pytest.mark.slow
 def test_prefect_yaml_deploys_both_deployments_to_the_process_pool(prefect_server):
     from prefect import get_client
 
@@ -115,15 +117,39 @@ def test_prefect_yaml_deploys_both_deployments_to_the_process_pool(prefect_serve
 
 
 @pytest.fixture(scope="module")
-def first_run(prefect_server, gx_root, module_registry):
+def service():
+    """A real HTTP server on a free loopback port that records what it is sent."""
+    received: list[tuple[str, str]] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(("POST", self.path))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):  # keep the test output quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", received
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def first_run(prefect_server, gx_root, module_registry, service):
     """A first retrain of gps_tracker/binary: no champion yet, so it promotes."""
     from flows.retrain import retrain
 
+    url, received = service
     state = retrain(
         "gps_tracker",
         "binary",
         models=SKLEARN_CANDIDATES,
         context_root=gx_root,
+        service_url=url,
         return_state=True,
         **SLICE,
     )
@@ -131,6 +157,18 @@ def first_run(prefect_server, gx_root, module_registry):
     return state, state.result()
 
 
+@pytest.mark.slow
+def test_retrain_reloads_the_service_after_a_promotion(first_run, service):
+    url, received = service
+
+    package = first_run[1]["package"]
+
+    assert ("POST", "/reload") in received
+    assert package["reload"] == f"reload of {url}/reload answered 200"
+    assert package["bento"] == "not requested"
+
+
+@pytest.mark.slow
 def test_retrain_leaves_its_artifacts_in_the_prefect_api(first_run):
     state, outcome = first_run
 
@@ -160,13 +198,23 @@ def test_retrain_leaves_its_artifacts_in_the_prefect_api(first_run):
     assert outcome["tasks"]["binary"]["promoted"]
 
 
-def test_retrain_keeps_the_champion_against_a_weaker_challenger(first_run, gx_root):
+@pytest.mark.slow
+def test_retrain_keeps_the_champion_against_a_weaker_challenger(
+    first_run, gx_root, service
+):
     from flows.retrain import retrain
 
+    url, received = service
     champion_tag = first_run[1]["tasks"]["binary"]["champion"]
+    reloads = len(received)
 
     outcome = retrain(
-        "gps_tracker", "binary", models=["nb"], context_root=gx_root, **SLICE
+        "gps_tracker",
+        "binary",
+        models=["nb"],
+        context_root=gx_root,
+        service_url=url,
+        **SLICE,
     )
 
     result = outcome["tasks"]["binary"]
@@ -177,8 +225,10 @@ def test_retrain_keeps_the_champion_against_a_weaker_challenger(first_run, gx_ro
     assert "does not beat" in decision["reason"]
     assert registry.champion("gps_tracker", "binary")["tag"] == champion_tag
     assert outcome["promoted"] == []
+    assert "package" not in outcome and len(received) == reloads
 
 
+@pytest.mark.slow
 def test_retrain_stops_on_a_corrupted_file_and_keeps_the_champion(
     first_run, gx_root, tmp_path
 ):
@@ -211,6 +261,7 @@ def test_retrain_stops_on_a_corrupted_file_and_keeps_the_champion(
     assert "metrics-gps-tracker-binary" not in found
 
 
+@pytest.mark.slow
 def test_retrain_trains_and_registers_a_keras_candidate(
     prefect_server, gx_root, tmp_path, monkeypatch
 ):
@@ -240,6 +291,7 @@ def test_retrain_trains_and_registers_a_keras_candidate(
     assert 0 < registry.champion("weather", "multiclass")["metrics"]["f1_macro"] <= 1
 
 
+@pytest.mark.slow
 def test_nightly_fails_only_the_corrupted_dataset(
     prefect_server, gx_root, tmp_path, monkeypatch
 ):
@@ -289,6 +341,7 @@ def _champions(datasets: list[str]) -> dict[str, tuple]:
     return found
 
 
+@pytest.mark.slow
 def test_nightly_on_a_dask_cluster_gives_the_default_runners_champions(
     prefect_server, gx_root, tmp_path, monkeypatch
 ):
@@ -321,3 +374,59 @@ def test_nightly_on_a_dask_cluster_gives_the_default_runners_champions(
     here = f":{os.getpid()}"
     assert not any(entry["worker"].endswith(here) for entry in on_dask.values())
     assert all(entry["worker"].endswith(here) for entry in default.values())
+
+
+def test_notify_service_reports_an_unreachable_service(free_port):
+    from flows.package import notify_service
+
+    message = notify_service(f"http://127.0.0.1:{free_port}")
+
+    assert message.startswith(f"reload of http://127.0.0.1:{free_port}/reload failed")
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "expected"),
+    [(None, "1", True), (None, "", False), (None, "no", False), (False, "1", False)],
+)
+def test_wants_bento_follows_the_flag_then_the_env(flag, env, expected, monkeypatch):
+    from flows.package import BUILD_BENTO_ENV, wants_bento
+
+    monkeypatch.setenv(BUILD_BENTO_ENV, env)
+
+    assert wants_bento(flag) is expected
+
+
+def test_build_bento_names_a_missing_bentofile(tmp_path):
+    from flows.package import build_bento
+
+    with pytest.raises(
+        FileNotFoundError, match="bentofile .*bentofile.yaml' not found"
+    ):
+        build_bento(tmp_path / "bentofile.yaml")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"runner": "ray"}, "unknown task runner 'ray'"),
+        ({"runner": "thread", "dask_address": "tcp://x:1"}, "a Dask address"),
+        ({"workers": -1}, "workers must be >= 0"),
+    ],
+)
+def test_resolve_runner_rejects_bad_settings(kwargs, message, monkeypatch):
+    from flows.runners import DASK_ADDRESS_ENV, RUNNER_ENV, resolve_runner
+
+    monkeypatch.delenv(RUNNER_ENV, raising=False)
+    monkeypatch.delenv(DASK_ADDRESS_ENV, raising=False)
+
+    with pytest.raises(ValueError, match=message):
+        resolve_runner(**kwargs)
+
+
+def test_resolve_runner_picks_dask_from_the_address_env(monkeypatch):
+    from flows.runners import DASK_ADDRESS_ENV, RUNNER_ENV, resolve_runner
+
+    monkeypatch.delenv(RUNNER_ENV, raising=False)
+    monkeypatch.setenv(DASK_ADDRESS_ENV, "tcp://127.0.0.1:8786")
+
+    assert resolve_runner() == ("dask", "tcp://127.0.0.1:8786", 2)
