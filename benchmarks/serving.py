@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             "champions": tags,
             "model": args.model,
             "training_max_rows": args.max_rows,
-            "workers": int(server_env.get("IDS_SERVE_WORKERS", "1")),
+            "workers": args.workers or "service default (one per core, at most 4)",
             "clients": args.clients,
             "cpu_count": os.cpu_count(),
             "load_average_at_end": os.getloadavg(),

@@ -44,6 +44,16 @@ OPEN_PATHS = {"/livez", "/healthz", "/readyz"}
 _scorer: Scorer | None = None
 
 
+def _default_workers() -> int:
+    """``$IDS_SERVE_WORKERS``, else one worker per CPU core, at most 4.
+
+    Measured on two cores: two workers score 1.6x the records of one and halve
+    single-record latency; every worker holds its own copy of the champions.
+    """
+    value = os.environ.get(WORKERS_ENV)
+    return int(value) if value else max(1, min(os.cpu_count() or 1, 4))
+
+
 class RequestGuard:
     """ASGI middleware: the optional bearer token and the request size limit."""
 
@@ -139,7 +149,7 @@ _status_app = Starlette(routes=[Route("/champions", _champions_view)])
 @bentoml.asgi_app(_status_app, path="/ids")
 @bentoml.service(
     name="ids",
-    workers=int(os.environ.get(WORKERS_ENV, "1")),
+    workers=_default_workers(),
     threads=1,
     http={"host": "127.0.0.1", "port": 3000},
     traffic={"timeout": 60},
