@@ -29,6 +29,11 @@ class Split:
         return {name: int(len(getattr(self, name))) for name in SPLITS}
 
 
+def first_occurrences(raw_hash: np.ndarray) -> np.ndarray:
+    """True for the first of each set of identical raw rows."""
+    return ~pd.Series(raw_hash).duplicated().to_numpy()
+
+
 def deduplicate(frame: pd.DataFrame, raw_hash: np.ndarray) -> pd.DataFrame:
     """Remove identical raw rows (all columns, as read from the file)."""
     if len(raw_hash) != len(frame):
@@ -36,7 +41,7 @@ def deduplicate(frame: pd.DataFrame, raw_hash: np.ndarray) -> pd.DataFrame:
             f"raw_hash has {len(raw_hash)} entries for {len(frame)} rows; pass the "
             "hashes of the same LoadedDataset"
         )
-    duplicate = pd.Series(raw_hash).duplicated().to_numpy()
+    duplicate = ~first_occurrences(raw_hash)
     logger.info(
         "dedup: %d rows, %d identical raw rows removed, %d left",
         len(frame),

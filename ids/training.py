@@ -25,7 +25,7 @@ from ids.models import (
     fit_model,
 )
 from ids.settings import runs_dir
-from ids.splits import Split, grouped_split, stratified_split
+from ids.splits import Split, first_occurrences, grouped_split, stratified_split
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def task_target(frame: pd.DataFrame, task: str) -> np.ndarray:
 
 def protocol_frame(loaded: LoadedDataset) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Records and formats with identical raw rows removed, and the counts."""
-    keep = ~pd.Series(loaded.raw_hash).duplicated().to_numpy()
+    keep = first_occurrences(loaded.raw_hash)
     counts = {
         "rows": len(keep),
         "identical_raw_rows_removed": int((~keep).sum()),
