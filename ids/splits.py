@@ -1,4 +1,4 @@
-"""The evaluation protocol: dedup, the stratified 60/15/15/10 split, the strict split."""
+"""The evaluation protocol: dedup, the stratified 60/15/15/10 split, a strict one."""
 
 from __future__ import annotations
 
