@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -39,7 +39,6 @@ class BranchOptions:
     incoming_dir: str | None = None
     context_root: str | None = None
     out_dir: str | None = None
-    extra_config: dict = field(default_factory=dict)
 
     def training_config(self):
         """The ``TrainingConfig`` of these options."""
@@ -54,7 +53,6 @@ class BranchOptions:
             max_rows=self.max_rows,
             seed=self.seed,
             strict=self.strict,
-            **self.extra_config,
         )
 
     def as_dict(self) -> dict:

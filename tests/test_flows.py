@@ -21,6 +21,21 @@ SKLEARN_CANDIDATES = ["dt", "rf", "lr"]
 SLICE = dict(max_rows=3000, strict=False)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def drain_prefect_workers():
+    """Send this module's queued logs and events while the server is still up.
+
+    Left queued, Prefect's workers retry against the stopped server at exit,
+    which holds the pytest process for a minute.
+    """
+    yield
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=30, at_exit=False)
+
+
 @pytest.fixture(scope="module")
 def gx_root(tmp_path_factory) -> str:
     """A throw-away copy of the Great Expectations project."""
@@ -138,17 +153,31 @@ def service():
     server.server_close()
 
 
+INCOMING_ROWS = 30
+
+
 @pytest.fixture(scope="module")
-def first_run(prefect_server, gx_root, module_registry, service):
-    """A first retrain of gps_tracker/binary: no champion yet, so it promotes."""
+def first_run(prefect_server, gx_root, module_registry, service, tmp_path_factory):
+    """A first retrain of gps_tracker/binary: no champion yet, so it promotes.
+
+    Real rows of the file, dropped into the incoming folder, join the base file.
+    """
     from flows.retrain import retrain
 
     url, received = service
+    incoming = tmp_path_factory.mktemp("incoming")
+    (incoming / "gps_tracker").mkdir()
+    source = dataset_path(get_spec("gps_tracker"), resolve_data_dir())
+    with open(source, encoding="utf-8-sig") as handle:
+        lines = handle.readlines()
+    rows = lines[:1] + lines[-INCOMING_ROWS:]
+    (incoming / "gps_tracker" / "labeled.csv").write_text("".join(rows))
     state = retrain(
         "gps_tracker",
         "binary",
         models=SKLEARN_CANDIDATES,
         context_root=gx_root,
+        incoming_dir=str(incoming),
         service_url=url,
         return_state=True,
         **SLICE,
@@ -196,6 +225,7 @@ def test_retrain_leaves_its_artifacts_in_the_prefect_api(first_run):
     decision = found["promotion-gps-tracker-binary"].data
     assert "PROMOTED" in decision and "no usable champion" in decision
     assert outcome["tasks"]["binary"]["promoted"]
+    assert outcome["incoming_rows"] == INCOMING_ROWS
 
 
 @pytest.mark.slow
