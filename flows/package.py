@@ -52,7 +52,7 @@ def notify_service(service_url: str | None) -> str:
 
 
 def build_bento(bentofile: Path = BENTOFILE) -> str:
-    """Run ``bentoml build`` on the project's bentofile; returns its last line.
+    """Run ``bentoml build`` on the project's bentofile; returns the bento's tag.
 
     Raises:
         FileNotFoundError: The bentofile is missing.
@@ -65,7 +65,7 @@ def build_bento(bentofile: Path = BENTOFILE) -> str:
         )
     # The build context is the repository, so the bento can include ``ids``.
     command = [sys.executable, "-m", "bentoml", "build", "-f", str(bentofile)]
-    command.append(str(REPO_ROOT))
+    command += ["--output", "tag", str(REPO_ROOT)]
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False
     )
@@ -74,9 +74,10 @@ def build_bento(bentofile: Path = BENTOFILE) -> str:
         raise RuntimeError(
             f"`{' '.join(command)}` exited with {done.returncode}:\n{output[-3000:]}"
         )
-    last = output.splitlines()[-1] if output else "built"
-    logger.info("bento built: %s", last)
-    return last
+    tags = [line for line in output.splitlines() if line.startswith("__tag__:")]
+    built = tags[-1].removeprefix("__tag__:") if tags else output.splitlines()[-1]
+    logger.info("bento built: %s", built)
+    return built
 
 
 @task(name="package", cache_policy=NO_CACHE)

@@ -460,3 +460,16 @@ def test_resolve_runner_picks_dask_from_the_address_env(monkeypatch):
     monkeypatch.setenv(DASK_ADDRESS_ENV, "tcp://127.0.0.1:8786")
 
     assert resolve_runner() == ("dask", "tcp://127.0.0.1:8786", 2)
+
+
+@pytest.mark.slow
+def test_build_bento_builds_the_service_bento(tmp_path, monkeypatch):
+    from flows.package import build_bento
+
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
+
+    tag = build_bento()
+
+    name, version = tag.split(":")
+    assert name == "ids"
+    assert (tmp_path / "bentoml" / "bentos" / name / version / "bento.yaml").is_file()
