@@ -1,10 +1,11 @@
-"""The deployments ``nightly/scheduled`` and ``retrain/on-demand``, served here."""
+"""Deployments served here: nightly/scheduled, retrain/on-demand, monitor/hourly."""
 
 from __future__ import annotations
 
 import logging
 import os
 
+from flows.monitor import MONITOR_CRON, monitor
 from flows.nightly import nightly
 from flows.retrain import retrain
 
@@ -15,6 +16,8 @@ CRON_ENV = "IDS_NIGHTLY_CRON"
 TIMEZONE_ENV = "IDS_TIMEZONE"
 NIGHTLY_DEPLOYMENT = "nightly/scheduled"
 RETRAIN_DEPLOYMENT = "retrain/on-demand"
+MONITOR_DEPLOYMENT = "monitor/hourly"
+MONITOR_CRON_ENV = "IDS_MONITOR_CRON"
 
 
 def deployments(
@@ -22,7 +25,7 @@ def deployments(
     timezone: str | None = None,
     work_pool_name: str | None = None,
 ) -> list:
-    """The two runner deployments: the nightly schedule and on-demand retraining.
+    """The runner deployments: nightly schedule, on-demand retraining, monitoring.
 
     Args:
         cron: Nightly schedule (default ``$IDS_NIGHTLY_CRON`` or 02:00 daily).
@@ -50,11 +53,21 @@ def deployments(
             tags=["ids", "on-demand"],
             work_pool_name=work_pool_name,
         ),
+        monitor.to_deployment(
+            name="hourly",
+            schedule=Cron(
+                os.environ.get(MONITOR_CRON_ENV) or MONITOR_CRON, timezone=timezone
+            ),
+            description="Drift of the network records scored in the last hour "
+            "against the champion's reference; starts retrain/on-demand on drift.",
+            tags=["ids", "monitoring"],
+            work_pool_name=work_pool_name,
+        ),
     ]
 
 
 def main() -> None:
-    """Entry point of ``python -m flows.serve``: serve both deployments."""
+    """Entry point of ``python -m flows.serve``: serve the three deployments."""
     from prefect import serve
 
     from ids.settings import ensure_home
