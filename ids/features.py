@@ -388,4 +388,8 @@ def selected_features(preprocessor: Pipeline) -> list[str]:
 
 def transform_records(preprocessor: Pipeline, X: pd.DataFrame) -> np.ndarray:
     """Apply a fitted chain to typed records (no resampling)."""
-    return np.asarray(preprocessor.transform(_as_frame(X)), dtype=np.float32)
+    X = _as_frame(X)
+    if not len(X):
+        # A grouped split can leave a part empty; scalers refuse zero rows.
+        return np.empty((0, len(selected_features(preprocessor))), dtype=np.float32)
+    return np.asarray(preprocessor.transform(X), dtype=np.float32)
