@@ -188,7 +188,13 @@ def judge_window(
             "those are not compared (was the log written by another schema?)"
         )
     current = log.reindex(columns=[c for c in inputs if c in log.columns])
-    empty = [c for c in current.columns if current[c].isna().all()]
+    # A column nearly always filled in the reference but empty in the whole
+    # window is a broken feed, not drift (rare columns are often empty).
+    empty = [
+        c
+        for c in current.columns
+        if current[c].isna().all() and reference[c].notna().mean() >= 0.5
+    ]
     if empty:
         notes.append(f"all-null column(s) in the window, not compared: {empty}")
     predicted = predicted_classes(log, task_name)
@@ -207,6 +213,12 @@ def judge_window(
         timestamp=until,
     )
     decision = decide_retrain(result, config, last_retrain_at, until)
+    if (missing or empty) and decision.retrain:
+        decision = Decision(
+            False,
+            "bad input, no retrain: the window's records lack columns or carry "
+            f"empty ones (see notes); fix the feed first. Measured: {decision.reason}",
+        )
     return WindowVerdict(since, until, records, result, decision, notes, True)
 
 
