@@ -109,7 +109,8 @@ def calibrate(records, columns, kinds, sizes, reference_rows=50_000) -> None:
 def time_decisions(records, columns, kinds, out_dir: Path) -> None:
     reference, pool = split(records)
     config = DriftConfig()
-    cases = [("stable", config), ("stable", DriftConfig(max_current_rows=None))]
+    cases = [("stable", config), ("stable", config)]
+    cases += [("stable", DriftConfig(max_current_rows=None))]
     cases += [("stable", DriftConfig(summary_table=True))]
     cases += [(kind, config) for kind in ["ddos+scanning", "no normal", "only normal"]]
     print(

@@ -35,36 +35,39 @@ class DriftConfig:
     """How drift is measured and when it calls for a retrain.
 
     Calibrated with ``benchmarks/drift_core.py --calibrate`` on the real network
-    file (details in ``benchmarks/results/drift_calibration.md``): reference =
-    50,000 random rows; windows = other rows of the same class mix ("stable",
+    file (all numbers in ``benchmarks/results/drift_calibration.md``): reference
+    = 50,000 random rows; windows = other rows of the same class mix ("stable",
     5 draws) or of another mix of ``type`` (2 draws each); 33-35 columns
     compared; drift share min-max over the draws, each test at its default
-    threshold:
+    threshold; "log1p" = counters on the log scale (``log_scale``):
 
     ======================  =========  =========  =========  =========  =========
     window rows             500        1k         5k         20k        100k
     ======================  =========  =========  =========  =========  =========
-    stable, default tests   0.00-0.09  0.00-0.03  0.00       0.00-0.03  0.00
+    stable, default, log1p  0.00       0.00       0.00       0.00       0.00
+    stable, default, raw    0.00-0.09  0.00-0.03  0.00       0.00-0.03  0.00
     stable, ks+chisquare    0.00-0.03  0.00-0.06  0.03-0.18  0.06-0.12  0.14-0.29
-    ddos+scanning           0.18-0.24  0.15-0.18  0.18       0.18       0.18
-    no normal               0.24-0.36  0.30-0.33  0.33       0.30-0.33  0.29-0.30
-    only normal             0.30       0.30       0.30-0.38  0.29       0.29-0.32
-    xss+injection+password  0.36       0.36       0.36       0.36       0.38
-    normal+scanning         0.30-0.33  0.30-0.33  0.30-0.36  0.29       0.29
+    ddos+scanning, log1p    0.36       0.33-0.36  0.36       0.36       0.35
+    ddos+scanning, raw      0.18-0.24  0.15-0.18  0.18       0.18       0.18
+    no normal, log1p        0.33-0.39  0.39-0.42  0.39       0.39       0.38-0.39
+    only normal, log1p      0.48       0.48       0.48-0.53  0.46-0.50  0.46-0.47
     ======================  =========  =========  =========  =========  =========
 
-    (shifted rows: Evidently's default tests.) With a reference over 1,000 rows
-    Evidently defaults to normed Wasserstein (numbers with > 5 values) and
-    Jensen-Shannon (the rest), both at 0.1: stable windows of 1k rows and more
-    stay at or under 0.03, the mildest shift at 0.15 or more, hence
-    ``drift_share_threshold`` 0.10 (Evidently's own 0.5 passes every shift
-    above as no drift). K-S / chi-square p-values flag more stable columns the
-    larger the window (0.29 at 100k), so they are not the default. Under 1,000
-    rows stable windows reach 0.09, hence ``min_records`` 1,000. Sampling the
-    window to 25,000 rows changes no decision (the 20k and 100k columns agree)
-    and takes a 100k window from 9.8 to 5.7 s of CPU, HTML written (2-core box;
-    the first call in a process adds about 7 s to import Evidently).
-    ``cooldown_minutes`` is policy, not measured: one retrain per 6 hours.
+    With a reference over 1,000 rows Evidently picks normed Wasserstein
+    (numbers with > 5 values) and Jensen-Shannon (the rest), both at 0.1. On the
+    raw scale the byte/packet counters make Wasserstein noisy when the reference
+    is smaller: with 10,000 reference rows stable windows reach 0.18 (raw) and
+    stay at 0.00 (log1p), hence ``log_scale``. K-S / chi-square p-values flag
+    more stable columns the larger the window (0.29 at 100k; 0.45 at 20k with a
+    10k reference), so they are not the default. ``drift_share_threshold`` 0.10
+    sits between the stable floor (0.03 at most, any reference size, 1k+ rows)
+    and the mildest shift (0.33); Evidently's own 0.5 would pass most shifts
+    above as no drift. Stable 200-row windows reach 0.06, hence ``min_records``
+    1,000. Sampling the window to 25,000 rows changes no decision (the 20k and
+    100k columns agree) and takes a 100k window vs 50k reference from 9.4 to
+    5.4-6.5 s, HTML written (2 cores; the first call in a process adds about
+    7 s importing Evidently). ``cooldown_minutes`` is policy: one retrain per
+    6 hours.
 
     Attributes:
         min_records: Windows with fewer records never trigger a retrain.
