@@ -66,6 +66,12 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--max-rows", type=int, default=None)
     parser.add_argument("--no-strict", action="store_true")
+    parser.add_argument(
+        "--strict-models",
+        nargs="+",
+        default=["rf", "dt", "lr", "lda", "nb"],
+        help="candidates that also get the strict (grouped) figure",
+    )
     parser.add_argument("--out", default=str(REPO / "benchmarks/results"))
     parser.add_argument("--name", default="training")
     args = parser.parse_args(argv)
@@ -77,6 +83,7 @@ def main(argv=None) -> int:
         epochs=args.epochs,
         max_rows=args.max_rows,
         strict=not args.no_strict,
+        strict_models=tuple(args.strict_models),
     )
     started = time.perf_counter()
     rows, per_dataset = [], {}

@@ -389,7 +389,13 @@ def _strict_score(model_name, optimizer, classes, config, strict) -> float | Non
     if config.strict_models is not None and model_name not in config.strict_models:
         return None
     names = np.asarray(classes, dtype=object)
-    model, _, _ = _fit_candidate(model_name, optimizer, classes, config, strict)
+    try:
+        model, _, _ = _fit_candidate(model_name, optimizer, classes, config, strict)
+    except (ValueError, IndexError, np.linalg.LinAlgError) as exc:
+        # A grouped split can leave training with one input vector (garage door):
+        # some models cannot be fitted there, and no strict figure exists.
+        logger.warning("strict %s/%s not fitted: %s", model_name, optimizer, exc)
+        return None
     pred = names[np.argmax(_proba(model, strict["X_test"], classes), axis=1)]
     return score_predictions(strict["y_test"], pred, classes)["f1_macro"]
 
