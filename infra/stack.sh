@@ -63,8 +63,10 @@ launch() {
         echo "$name already running (pid $pid)"
         return 0
     fi
-    (cd "$REPO_ROOT" && setsid "$@" >>"$STACK_DIR/$name.log" 2>&1 </dev/null &
-        echo $! >"$STACK_DIR/$name.pid")
+    # setsid: the part leads its own process group, which `end` stops whole;
+    # $! is then the part itself (no wrapper shell holding this script's output).
+    setsid "$@" >>"$STACK_DIR/$name.log" 2>&1 </dev/null &
+    echo $! >"$STACK_DIR/$name.pid"
     sleep 0.5
     until [ -z "$health" ] || answers "$health"; do
         if ! pid_of "$name" >/dev/null; then
@@ -143,6 +145,7 @@ status() {
 }
 
 [ $# -eq 1 ] || usage
+cd "$REPO_ROOT"
 case "$1" in
     start) start ;;
     stop) stop ;;
