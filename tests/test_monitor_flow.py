@@ -76,27 +76,9 @@ def champion(home, loaded, tmp_path_factory) -> dict:
     config = TrainingConfig(models=("dt",), strict=False)
     run = train_dataset("network", "multiclass", config, loaded=seen)
     (folder,) = run.detectors.values()
-    folder = _with_plain_reference(folder, seen, tmp_path_factory.mktemp("plain"))
     tag = registry.register_detector(folder)
     registry.promote_champion("network", "multiclass", tag, "test champion", {})
     return {"tag": tag, "seen": seen}
-
-
-def _with_plain_reference(folder, seen, target):
-    """The detector again, its reference a plain sample of its training rows.
-
-    TODO(#5): ``ids.detector.reference_sample`` keeps distinct rows only; on
-    the network file that alone puts stable traffic at a drift share of
-    0.24-0.27 (a plain sample: 0.00). Drop this once it samples plainly.
-    """
-    from ids.detector import Detector
-    from ids.training import protocol_frame, protocol_split
-
-    detector = Detector.load(folder)
-    frame, _, _ = protocol_frame(seen)
-    train = frame.iloc[protocol_split(frame, 0).train][detector.input_columns]
-    detector.reference = train.sample(min(50_000, len(train)), random_state=0)
-    return detector.save(target / "detector")
 
 
 @pytest.fixture(scope="module")
