@@ -14,7 +14,8 @@ report written). Reference = 50,000 random training rows of the protocol split
 - stable_triggers: 10 windows of the replay split's rows (training mix).
 - shift_triggered: a window of replay rows of xss, injection and password only.
 - the same 100k windows without sampling, to check sampling changes no decision.
-- stable triggers against the reference the champion saves today (distinct rows).
+- stable triggers against a reference of distinct training vectors (what
+  champions saved before reference_sample switched to a plain sample).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import pandas as pd
 from flows.monitor import PREDICTION, judge_window, monitor_config
 from ids.catalog import CATEGORICAL, get_spec
 from ids.data import input_columns, load_dataset
-from ids.detector import reference_sample
 from ids.inference_log import write_batch
 from ids.monitoring import DriftConfig
 from ids.replay import SHIFT_TYPES
@@ -95,7 +95,7 @@ def main() -> None:
     train = frame.iloc[split.train]
     reference = train[columns].sample(50_000, random_state=0)
     reference[PREDICTION] = train.loc[reference.index, "type"].to_numpy()
-    distinct = reference_sample(train[columns])
+    distinct = train[columns].drop_duplicates()
     outside = frame.drop(index=reference.index)
     replay = frame.iloc[split.replay]
     out: dict = {"reference_rows": len(reference), "config": _config(config)}
@@ -156,8 +156,8 @@ def main() -> None:
         distinct_reference_drift_shares=[w["drift_share"] for w in stable_distinct],
         notes=(
             "prediction column = true type (stand-in for the champion's predicted "
-            "class). distinct reference = ids.detector.reference_sample (distinct "
-            "training rows, what a champion saves today), features only."
+            "class). distinct reference = the distinct training vectors (what "
+            "champions saved before the plain sample), features only."
         ),
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
