@@ -101,7 +101,7 @@ def check_task(task: str) -> str:
 
 
 def _telemetry(
-    name: str, filename: str, columns: dict[str, str], paper: float, newer: bool
+    name: str, filename: str, columns: dict[str, str], paper: float
 ) -> DatasetSpec:
     time_cols = {"ts": NUMERIC, "date": CATEGORICAL, "time": CATEGORICAL}
     return DatasetSpec(
@@ -124,21 +124,18 @@ TELEMETRY_DEVICES: dict[str, DatasetSpec] = {
             "Train_Test_IoT_Fridge.csv",
             {"fridge_temperature": NUMERIC, "temp_condition": CATEGORICAL},
             0.78,
-            True,
         ),
         _telemetry(
             "garage_door",
             "Train_Test_IoT_Garage_Door.csv",
             {"door_state": CATEGORICAL, "sphone_signal": BOOLEAN},
             0.85,
-            True,
         ),
         _telemetry(
             "gps_tracker",
             "Train_Test_IoT_GPS_Tracker.csv",
             {"latitude": NUMERIC, "longitude": NUMERIC},
             0.95,
-            True,
         ),
         _telemetry(
             "modbus",
@@ -150,28 +147,24 @@ TELEMETRY_DEVICES: dict[str, DatasetSpec] = {
                 "FC4_Read_Coil": NUMERIC,
             },
             0.98,
-            True,
         ),
         _telemetry(
             "motion_light",
             "Train_Test_IoT_Motion_Light.csv",
             {"motion_status": NUMERIC, "light_status": CATEGORICAL},
             0.76,
-            True,
         ),
         _telemetry(
             "thermostat",
             "Train_Test_IoT_Thermostat.csv",
             {"current_temperature": NUMERIC, "thermostat_status": NUMERIC},
             0.86,
-            True,
         ),
         _telemetry(
             "weather",
             "Train_Test_IoT_Weather.csv",
             {"temperature": NUMERIC, "pressure": NUMERIC, "humidity": NUMERIC},
             0.98,
-            False,
         ),
     )
 }
