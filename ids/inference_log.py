@@ -1,12 +1,15 @@
 """The inference log: every scored record with its prediction, on disk.
 
 Layout: ``<log dir>/<dataset>/<YYYY-MM-DD>/<time>-<pid>-<uuid>.<ext>``. A
-service process appends each scored batch to its own open segment, an Arrow
-IPC stream (``.arrows``), before it answers; the segment becomes a Parquet file
-of the same name when it is full, the day ends or the process stops (written
-under a hidden name, then ``os.replace``). Each process writes only its own
-files, so several workers never collide, and the reader takes a segment only
-while no Parquet file of its name exists: no record is lost or read twice.
+service process appends each scored batch to its own open segment before it
+answers: a journal (``.jsonl``) whose first line holds the Arrow schema and
+each further line one batch's columns. The segment becomes a Parquet file of
+the same name when it is full, the day ends or the process stops (written
+under a hidden name, then ``os.replace``; a full segment is converted by a
+background thread while a new one takes the writes). Each process writes only
+its own files, so several workers never collide, and the reader takes a
+segment only while no Parquet file of its name exists: no record is lost or
+read twice. A line cut short by a crash is left out.
 :func:`write_batch` writes one Parquet file per batch (offline scoring). The
 log holds IP-derived fields, so :func:`purge_log` removes old days.
 """
@@ -14,6 +17,7 @@ log holds IP-derived fields, so :func:`purge_log` removes old days.
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import logging
 import os
@@ -23,6 +27,8 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -36,8 +42,12 @@ RETENTION_ENV = "IDS_LOG_RETENTION_DAYS"
 DEFAULT_RETENTION_DAYS = 30
 TIME_COLUMN = "scored_at"
 SUFFIX = ".parquet"
-SEGMENT_SUFFIX = ".arrows"
+SEGMENT_SUFFIX = ".jsonl"
+# Segments of an earlier layout (Arrow IPC streams), still read.
+ARROW_SEGMENT_SUFFIX = ".arrows"
 SEGMENT_ROWS = 200_000
+JOURNAL_FORMAT = "ids-inference-log/1"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def log_dir() -> Path:
@@ -97,6 +107,7 @@ class LogWriter:
         self.segment_rows = segment_rows
         self._lock = threading.Lock()
         self._segments: dict[str, _Segment] = {}
+        self._finishing: list[threading.Thread] = []
         self._pid = os.getpid()
         atexit.register(self.close)
 
@@ -106,59 +117,126 @@ class LogWriter:
         columns: dict[str, object],
         scored_at: datetime | None = None,
     ) -> Path:
-        """Append one batch; it is in the file when this returns."""
+        """Append one batch; it is in the file when this returns.
+
+        Values are arrays or lists of equal length; a batch whose columns or
+        value types differ from the open segment's starts a new segment.
+        """
         get_spec(dataset)
         scored_at = scored_at or datetime.now(UTC)
-        table = _table(columns, scored_at)
         day = scored_at.strftime("%Y-%m-%d")
+        shape = _signature(columns)
         with self._lock:
             if os.getpid() != self._pid:  # forked: the parent's segments are not ours
-                self._segments, self._pid = {}, os.getpid()
+                self._segments, self._finishing = {}, []
+                self._pid = os.getpid()
             segment = self._segments.get(dataset)
-            if segment is not None and (
-                segment.day != day or not segment.schema.equals(table.schema)
-            ):
-                segment.finish()
+            if segment is not None and (segment.day != day or segment.shape != shape):
+                self._finish_later(segment)
                 segment = None
             if segment is None:
                 path = _new_path(self.root, dataset, scored_at, SEGMENT_SUFFIX)
-                segment = _Segment(path, day, table.schema)
+                schema = _table(columns, scored_at).schema
+                segment = _Segment(path, day, shape, schema)
                 self._segments[dataset] = segment
-            segment.append(table)
+            try:
+                segment.append(columns, scored_at)
+            except OSError:
+                # A line may be half written (disk full): later batches go to
+                # a new segment, and the reader skips the broken line.
+                del self._segments[dataset]
+                self._finish_later(segment)
+                raise
             if segment.rows >= self.segment_rows:
-                segment.finish()
+                self._finish_later(segment)
                 del self._segments[dataset]
         return segment.path
 
+    def _finish_later(self, segment: _Segment) -> None:
+        # Turning 200,000 rows into Parquet takes seconds: not inside a request.
+        segment.close()
+        thread = threading.Thread(
+            target=segment.finish, name="inference-log-finish", daemon=False
+        )
+        thread.start()
+        self._finishing = [t for t in self._finishing if t.is_alive()] + [thread]
+
     def close(self) -> None:
-        """Turn every open segment into Parquet."""
+        """Turn every open segment into Parquet and wait for those under way."""
         with self._lock:
             if os.getpid() != self._pid:
                 return
             for segment in self._segments.values():
+                segment.close()
                 segment.finish()
             self._segments = {}
+            finishing, self._finishing = self._finishing, []
+        for thread in finishing:
+            thread.join()
+
+
+def _signature(columns: dict[str, object]) -> tuple:
+    """Column names and value kinds: what a segment's schema was inferred from."""
+    return tuple(
+        (name, values.dtype if type(values) is np.ndarray else _kind(values))
+        for name, values in columns.items()
+    )
+
+
+def _kind(values) -> type:
+    first = values[0] if len(values) else None
+    if first is None:
+        first = next((v for v in values if v is not None), None)
+    return type(first)
 
 
 class _Segment:
-    def __init__(self, path: Path, day: str, schema: pa.Schema):
-        self.path, self.day, self.schema, self.rows = path, day, schema, 0
-        self._sink = pa.OSFile(str(path), "wb")
-        self._writer = pa.ipc.new_stream(self._sink, schema)
+    """One journal: a schema line, then a line of columns per batch."""
 
-    def append(self, table: pa.Table) -> None:
-        self._writer.write_table(table)
-        self._sink.flush()
-        self.rows += table.num_rows
+    def __init__(self, path: Path, day: str, shape: tuple, schema: pa.Schema):
+        self.path, self.day, self.shape, self.rows = path, day, shape, 0
+        self._file = open(path, "ab")  # open for the segment's life
+        header = base64.b64encode(schema.serialize().to_pybytes()).decode()
+        self._file.write(orjson.dumps({"format": JOURNAL_FORMAT, "schema": header}))
+        self._file.write(b"\n")
+        self._file.flush()
+
+    def append(self, columns: dict[str, object], scored_at: datetime) -> None:
+        stamp = (scored_at - _EPOCH) // timedelta(microseconds=1)
+        line = orjson.dumps(
+            {"scored_at": stamp, "columns": columns},
+            option=orjson.OPT_SERIALIZE_NUMPY,
+            default=_plain,
+        )
+        # One write of the whole line, then to the kernel: a reader or a crash
+        # sees the batch whole or not at all (an unfinished line is skipped).
+        self._file.write(line + b"\n")
+        self._file.flush()
+        self.rows += _rows(columns)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
 
     def finish(self) -> None:
-        self._writer.close()
-        self._sink.close()
-        table = _read_segment(self.path)
+        table = _read_journal(self.path)
         if table is not None and table.num_rows:
             _write_parquet(table, self.path.with_suffix(SUFFIX))
         # Only now: until the Parquet file exists the segment is the record.
         self.path.unlink(missing_ok=True)
+
+
+def _plain(value):
+    # What orjson does not write itself: object and non-contiguous arrays.
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"inference log cannot store a {type(value).__name__}")
+
+
+def _rows(columns: dict[str, object]) -> int:
+    return len(next(iter(columns.values()))) if columns else 0
 
 
 def _table(columns: dict[str, object], scored_at: datetime) -> pa.Table:
@@ -185,7 +263,47 @@ def _write_parquet(table: pa.Table, final: Path) -> None:
 
 
 def _read_segment(path: Path) -> pa.Table | None:
-    """The whole batches of a segment; a batch still being written is left out."""
+    """The whole batches of an open segment, or None if it holds none yet."""
+    if path.suffix == ARROW_SEGMENT_SUFFIX:
+        return _read_arrow_segment(path)
+    return _read_journal(path)
+
+
+def _read_journal(path: Path) -> pa.Table | None:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None  # turned into Parquet meanwhile
+    lines = data.split(b"\n")[:-1]  # the last piece is unfinished or empty
+    if not lines:
+        return None
+    header = orjson.loads(lines[0])
+    if header.get("format") != JOURNAL_FORMAT:
+        raise ValueError(
+            f"{path} is not an inference log journal (format {header.get('format')!r},"
+            f" expected {JOURNAL_FORMAT!r}); move it out of the log folder"
+        )
+    schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(header["schema"])))
+    names = [name for name in schema.names if name != TIME_COLUMN]
+    values: dict[str, list] = {name: [] for name in names}
+    stamps, counts = [], []
+    for number, line in enumerate(lines[1:], 2):
+        try:
+            batch = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            logger.warning("%s: line %d is not a whole batch; skipped", path, number)
+            continue
+        for name in names:
+            values[name].extend(batch["columns"][name])
+        stamps.append(batch["scored_at"])
+        counts.append(len(batch["columns"][names[0]]) if names else 0)
+    arrays = [pa.array(values[name], type=schema.field(name).type) for name in names]
+    times = np.repeat(np.asarray(stamps, dtype=np.int64), counts)
+    arrays.append(pa.array(times, type=schema.field(TIME_COLUMN).type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _read_arrow_segment(path: Path) -> pa.Table | None:
     batches = []
     try:
         with pa.OSFile(str(path), "rb") as source:
@@ -219,7 +337,11 @@ def log_files(
             continue
         # Segments first: one turned into Parquet meanwhile is then found as
         # Parquet, never missed.
-        segments = sorted(day_dir.glob(f"[!.]*{SEGMENT_SUFFIX}"))
+        segments = sorted(
+            p
+            for suffix in (SEGMENT_SUFFIX, ARROW_SEGMENT_SUFFIX)
+            for p in day_dir.glob(f"[!.]*{suffix}")
+        )
         finished = sorted(day_dir.glob(f"[!.]*{SUFFIX}"))
         names = {p.stem for p in finished}
         open_segments = [p for p in segments if p.stem not in names]

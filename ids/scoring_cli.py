@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ids.serving import Scorer, ScoringError, max_records
+from ids.scoring_input import ScoringError, max_records
+from ids.serving import Scorer
 
 logger = logging.getLogger(__name__)
 

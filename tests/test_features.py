@@ -28,7 +28,9 @@ from ids.features import (
     SafeSMOTE,
     build_preprocessor,
     fit_preprocessor,
+    frame_columns,
     selected_features,
+    transform_columns,
     transform_records,
 )
 from ids.splits import deduplicate, stratified_split
@@ -242,7 +244,7 @@ def test_fit_preprocessor_fits_every_step_on_training_rows_only(network_frame):
     encoded_train = Pipeline(before_scaling).transform(X.iloc[split.train])
     np.testing.assert_allclose(scaler.data_min_, encoded_train.min(axis=0))
     np.testing.assert_allclose(scaler.data_max_, encoded_train.max(axis=0))
-    duration = list(scaler.feature_names_in_).index("duration")
+    duration = scaler.columns_.index("duration")
     assert scaler.data_max_[duration] < np.log1p(1e12) - 1
     # The scaler saw the resampled matrix: every column spans exactly [0, 1].
     spread = scaler.data_max_ > scaler.data_min_
@@ -264,6 +266,30 @@ def test_transform_records_never_resamples_test_rows(network_frame):
         np.testing.assert_array_equal(alone[0], X_test[position])
     assert len(transform_records(fitted, X.iloc[split.train])) == len(split.train)
     assert len(X_train) > len(split.train)
+
+
+def test_transform_columns_takes_features_by_name_not_order(network_frame):
+    X, _, split, fitted, _, _ = _fitted_on_split(network_frame)
+    test = X.iloc[split.test]
+    columns = frame_columns(test)
+    reversed_order = dict(reversed(list(columns.items())))
+    # As a service gets them: categories as plain lists of strings.
+    as_sent = {
+        c: v.tolist() if v.dtype == object else v for c, v in reversed_order.items()
+    }
+
+    expected = transform_records(fitted, test)
+
+    np.testing.assert_array_equal(transform_columns(fitted, reversed_order), expected)
+    np.testing.assert_array_equal(transform_columns(fitted, as_sent), expected)
+    # The frame transform of every step is its column transform.
+    steps = [s for _, s in fitted.steps if not hasattr(s, "fit_resample")]
+    frame, out = test, columns
+    for step in steps[:-1]:
+        frame, out = step.transform(frame), step.transform_columns(out)
+        assert list(frame.columns) == list(out)
+    matrix = steps[-1].transform(frame).astype(np.float32)
+    np.testing.assert_array_equal(matrix, expected)
 
 
 def test_record_cleaner_rejects_records_missing_a_field(network_frame):

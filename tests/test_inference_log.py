@@ -13,7 +13,7 @@ import pytest
 from ids import inference_log
 from ids.catalog import get_spec, resolve_data_dir
 from ids.inference_log import LogWriter, count_logged, purge_log, read_log, write_batch
-from ids.serving import typed_columns
+from ids.scoring_input import typed_columns
 
 BATCHES_PER_WRITER = 25
 
@@ -61,8 +61,10 @@ def test_log_writers_in_several_processes_lose_and_duplicate_nothing(tmp_path):
     assert len(frame) == expected
     assert frame["request"].is_unique
     assert count_logged("network", root=tmp_path) == expected
-    suffixes = {p.suffix for p in (tmp_path / "network").rglob("*") if p.is_file()}
-    assert suffixes == {".parquet", ".arrows"}  # the killed writers left segments
+    files = [p for p in (tmp_path / "network").rglob("[!.]*") if p.is_file()]
+    # The killed writers left segments (and maybe a hidden, half-written
+    # Parquet file of one being converted when they died; it is never read).
+    assert {p.suffix for p in files} == {".parquet", ".jsonl"}
 
 
 def test_log_reader_sees_open_segment_then_parquet(tmp_path):
@@ -70,15 +72,30 @@ def test_log_reader_sees_open_segment_then_parquet(tmp_path):
     columns = _real_columns(5)
     writer.write("network", columns)
     assert len(read_log("network", root=tmp_path)) == 5
-    assert list(tmp_path.rglob("*.arrows"))
+    assert list(tmp_path.rglob("*.jsonl"))
 
     writer.close()
 
-    assert not list(tmp_path.rglob("*.arrows"))
+    assert not list(tmp_path.rglob("*.jsonl"))
     frame = read_log("network", root=tmp_path)
     assert len(frame) == 5
     assert frame["proto"].tolist() == columns["proto"]
     assert str(frame["scored_at"].dt.tz) == "UTC"
+
+
+def test_log_reader_skips_batch_cut_short_by_crash(tmp_path):
+    writer = LogWriter(tmp_path)
+    columns = _real_columns(4)
+    path = writer.write("network", columns)
+    writer.write("network", columns)
+    whole = path.read_bytes()
+    # As if the process died in the middle of writing the second batch.
+    path.write_bytes(whole[: whole.rindex(b"\n", 0, len(whole) - 1) + 40])
+
+    frame = read_log("network", root=tmp_path)
+
+    assert len(frame) == 4
+    assert frame["proto"].tolist() == columns["proto"]
 
 
 def test_log_reader_filters_by_time(tmp_path):

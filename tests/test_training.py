@@ -180,7 +180,7 @@ def test_train_dataset_fits_preprocessing_on_training_rows_only(network_run):
     encoded = Pipeline(before).transform(train)
     np.testing.assert_allclose(scaler.data_min_, encoded.min(axis=0))
     np.testing.assert_allclose(scaler.data_max_, encoded.max(axis=0))
-    duration = list(scaler.feature_names_in_).index("duration")
+    duration = scaler.columns_.index("duration")
     assert scaler.data_max_[duration] < np.log1p(PLANTED_DURATION) - 1
 
 
