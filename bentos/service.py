@@ -192,6 +192,14 @@ def _json_response(body: dict, status: int = 200) -> Response:
     # inference log already keeps every scored record. IDS_ACCESS_LOG=1 turns
     # it back on.
     logging={"access": {"enabled": os.environ.get("IDS_ACCESS_LOG") == "1"}},
+    # Without a tracing exporter configured, a span per scoring request is
+    # pure cost (~7% of a single-record request); IDS_TRACE_SCORING=1 traces
+    # /score as well.
+    tracing={
+        "excluded_urls": None
+        if os.environ.get("IDS_TRACE_SCORING") == "1"
+        else "/score"
+    },
 )
 class IDSService:
     """Champion scoring for every ToN-IoT dataset, with the inference log."""

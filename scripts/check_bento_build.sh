@@ -25,4 +25,30 @@ for required in src/bentos/service.py src/ids/serving.py src/ids/inference_log.p
   fi
 done
 "${bentoml}" list
-echo "bento ${tag} built with the service and the ids package"
+
+# Serve the built bento (not the working tree) on a free loopback port: with an
+# empty project home it must come up ready and refuse to guess without champions.
+export IDS_HOME="${home}/ids-home"
+port="$("${repo}/.venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+cd "${home}"
+"${bentoml}" serve "${tag}" --port "${port}" >"${home}/serve.log" 2>&1 &
+server=$!
+# bentoml serve stops its workers on SIGTERM.
+trap 'kill "${server}" 2>/dev/null && wait "${server}" 2>/dev/null; rm -rf "${home}"' EXIT
+for _ in $(seq 120); do
+  curl -sf "http://127.0.0.1:${port}/readyz" >/dev/null && break
+  sleep 1
+done
+if ! curl -sf "http://127.0.0.1:${port}/readyz" >/dev/null; then
+  echo "bento ${tag} did not become ready on port ${port}; its log:" >&2
+  tail -30 "${home}/serve.log" >&2
+  exit 1
+fi
+status="$(curl -s -o "${home}/score.json" -w '%{http_code}' -X POST \
+  "http://127.0.0.1:${port}/score" -H 'content-type: application/json' \
+  -d '{"dataset": "network", "records": [{"proto": "tcp"}]}')"
+if [[ "${status}" != "404" ]] || ! grep -q "no champion" "${home}/score.json"; then
+  echo "bento ${tag}: /score without champions answered ${status}: $(cat "${home}/score.json")" >&2
+  exit 1
+fi
+echo "bento ${tag} built with the service and the ids package, and serves from the bento"
