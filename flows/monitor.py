@@ -37,7 +37,6 @@ from ids.monitoring import Decision, DriftConfig, compute_drift, decide_retrain
 logger = logging.getLogger(__name__)
 
 MONITOR_DEPLOYMENT = "monitor/hourly"
-MONITOR_CRON = "0 * * * *"
 RETRAIN_DEPLOYMENT = "retrain/on-demand"
 TRIGGERS = ("deployment", "inline", "none")
 PREDICTION = "predicted_class"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from flows.monitor import MONITOR_CRON, monitor
+from flows.monitor import monitor
 from flows.nightly import nightly
 from flows.retrain import retrain
 
@@ -18,6 +18,57 @@ NIGHTLY_DEPLOYMENT = "nightly/scheduled"
 RETRAIN_DEPLOYMENT = "retrain/on-demand"
 MONITOR_DEPLOYMENT = "monitor/hourly"
 MONITOR_CRON_ENV = "IDS_MONITOR_CRON"
+MONITOR_DATASETS_ENV = "IDS_MONITOR_DATASETS"
+# Minutes between the default hourly runs of successive datasets, so that
+# their Evidently reports are not all computed at once.
+MONITOR_STAGGER_MIN = 5
+
+
+def monitored_datasets() -> list[str]:
+    """What ``monitor/hourly`` watches: ``$IDS_MONITOR_DATASETS`` (comma-separated
+    catalog names), else every dataset whose files are in the data folder (the
+    ones the nightly flow trains), else the network set.
+    """
+    from ids.catalog import find_datasets, get_spec
+
+    value = os.environ.get(MONITOR_DATASETS_ENV, "")
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    for name in names:
+        get_spec(name)  # an unknown name fails here, naming the catalog
+    if names:
+        return names
+    try:
+        found = find_datasets()
+    except FileNotFoundError:
+        logger.warning("no data folder here; monitor/hourly watches network only")
+        return ["network"]
+    # The network set first: it gets minute 0.
+    return sorted(found, key=lambda name: (name != "network", name)) or ["network"]
+
+
+def monitor_schedules(timezone: str, datasets: list[str] | None = None) -> list:
+    """One hourly schedule per watched dataset, each with its ``dataset`` parameter.
+
+    ``$IDS_MONITOR_CRON`` sets one cron for all; by default dataset *i* runs at
+    minute 5*i of every hour.
+    """
+    from prefect.schedules import Cron
+
+    datasets = datasets or monitored_datasets()
+    shared = os.environ.get(MONITOR_CRON_ENV)
+    schedules = []
+    for position, dataset in enumerate(datasets):
+        minute = position * MONITOR_STAGGER_MIN % 60
+        cron = shared or f"{minute} * * * *"
+        schedules.append(
+            Cron(
+                cron,
+                timezone=timezone,
+                parameters={"dataset": dataset},
+                slug=f"hourly-{dataset}",
+            )
+        )
+    return schedules
 
 
 def deployments(
@@ -55,11 +106,10 @@ def deployments(
         ),
         monitor.to_deployment(
             name="hourly",
-            schedule=Cron(
-                os.environ.get(MONITOR_CRON_ENV) or MONITOR_CRON, timezone=timezone
-            ),
-            description="Drift of the network records scored in the last hour "
-            "against the champion's reference; starts retrain/on-demand on drift.",
+            schedules=monitor_schedules(timezone),
+            description="Drift of the records of each watched dataset scored since "
+            "its last run against the champion's reference (one schedule per "
+            "dataset); starts retrain/on-demand on drift.",
             tags=["ids", "monitoring"],
             work_pool_name=work_pool_name,
         ),

@@ -1,7 +1,8 @@
-"""Shared test set-up: a throw-away project home and one real Prefect server."""
+"""Shared test set-up: a throw-away project home, real Prefect and BentoML servers."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -104,6 +106,34 @@ def stop_process_group(process: subprocess.Popen) -> None:
             continue
 
 
+@contextlib.contextmanager
+def bentoml_serve(log_path: Path, **env: str) -> Iterator[str]:
+    """A real `bentoml serve` of the service on a free loopback port; yields its URL.
+
+    ``env`` is added to this process's environment (an API token is not
+    inherited); the server is polled until ready and stopped with its workers.
+    """
+    port = _free_port()
+    environment = {**os.environ, **env}
+    environment.pop("IDS_API_TOKEN", None)
+    command = [sys.executable, "-m", "bentoml", "serve", "bentos.service:IDSService"]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            cwd=REPO_ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(f"{url}/readyz", process, log_path)
+        yield url
+    finally:
+        stop_process_group(process)
+
+
 def _tail(path: Path, lines: int = 60) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -140,6 +170,8 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
             ),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_UI_ENABLED": "true",
+            # The UI's pages call the API here, not at Prefect's default :4200.
+            "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
         }
     )
     command = [

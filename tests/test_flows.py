@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ids import registry
-from ids.catalog import dataset_path, get_spec, resolve_data_dir
+from ids.catalog import dataset_path, find_datasets, get_spec, resolve_data_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SKLEARN_CANDIDATES = ["dt", "rf", "lr"]
@@ -100,12 +100,35 @@ def test_serve_deployments_register_nightly_schedule_and_on_demand(prefect_serve
     with get_client(sync_client=True) as client:
         nightly = client.read_deployment_by_name("nightly/scheduled")
         on_demand = client.read_deployment_by_name("retrain/on-demand")
+        hourly = client.read_deployment_by_name("monitor/hourly")
     schedule = nightly.schedules[0].schedule
     assert schedule.cron == "0 2 * * *"
     assert schedule.timezone == "Australia/Sydney"
     assert nightly.schedules[0].active
     required = on_demand.parameter_openapi_schema["required"]
     assert set(required) == {"dataset", "task"}
+    # One hourly schedule per dataset found in the real data folder, staggered.
+    watched = {s.schedule.cron: s.parameters for s in hourly.schedules}
+    assert sorted(p["dataset"] for p in watched.values()) == sorted(find_datasets())
+    assert watched["0 * * * *"] == {"dataset": "network"}
+    assert len(watched) == len(find_datasets())
+
+
+def test_monitor_schedules_follow_the_setting(monkeypatch):
+    from flows.serve import MONITOR_DATASETS_ENV, monitor_schedules
+
+    monkeypatch.setenv(MONITOR_DATASETS_ENV, "fridge, network")
+    monkeypatch.setenv("IDS_MONITOR_CRON", "30 * * * *")
+    schedules = monitor_schedules("UTC")
+
+    assert [s.parameters for s in schedules] == [
+        {"dataset": "fridge"},
+        {"dataset": "network"},
+    ]
+    assert {s.cron for s in schedules} == {"30 * * * *"}
+    monkeypatch.setenv(MONITOR_DATASETS_ENV, "fridge,toaster")
+    with pytest.raises(ValueError, match="unknown dataset .toaster."):
+        monitor_schedules("UTC")
 
 
 @pytest.mark.slow
@@ -126,7 +149,10 @@ def test_prefect_yaml_deploys_both_deployments_to_the_process_pool(prefect_serve
     with get_client(sync_client=True) as client:
         nightly = client.read_deployment_by_name("nightly/scheduled")
         on_demand = client.read_deployment_by_name("retrain/on-demand")
+        hourly = client.read_deployment_by_name("monitor/hourly")
     assert nightly.work_pool_name == on_demand.work_pool_name == "ids-process"
+    watched = [s.parameters["dataset"] for s in hourly.schedules]
+    assert sorted(watched) == sorted(find_datasets())
     assert nightly.schedules[0].schedule.cron == "0 2 * * *"
     assert nightly.entrypoint == "flows/nightly.py:nightly"
 

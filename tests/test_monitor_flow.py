@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pandas as pd
 import pytest
-from conftest import REPO_ROOT, _free_port, stop_process_group, wait_for_health
+from conftest import REPO_ROOT, bentoml_serve
 
 from ids import registry
 from ids.drift_artifacts import TABLE_COLUMNS
@@ -84,26 +82,11 @@ def champion(home, loaded, tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def service(champion, home, tmp_path_factory) -> str:
     """URL of one real `bentoml serve` of the service (one worker)."""
-    port = _free_port()
     log_path = tmp_path_factory.mktemp("monitor-serve") / "serve.log"
-    env = {**os.environ, "IDS_RELOAD_INTERVAL_S": "0.5", "IDS_SERVE_WORKERS": "1"}
-    env.pop("IDS_API_TOKEN", None)
-    command = [sys.executable, "-m", "bentoml", "serve", "bentos.service:IDSService"]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [*command, "--port", str(port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(f"{url}/readyz", process, log_path)
+    with bentoml_serve(
+        log_path, IDS_RELOAD_INTERVAL_S="0.5", IDS_SERVE_WORKERS="1"
+    ) as url:
         yield url
-    finally:
-        stop_process_group(process)
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -16,7 +14,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO_ROOT, _free_port, stop_process_group, wait_for_health
+from conftest import REPO_ROOT, bentoml_serve
 
 from ids import registry
 from ids.catalog import get_spec, resolve_data_dir
@@ -64,32 +62,15 @@ def champions(tmp_path_factory) -> dict:
 @pytest.fixture(scope="session")
 def server(champions, tmp_path_factory) -> str:
     """URL of one real `bentoml serve` of the service for the whole session."""
-    port = _free_port()
     log_path = tmp_path_factory.mktemp("serving-server") / "serve.log"
     # Two workers: the log and the reload are checked across processes.
-    env = {
-        **os.environ,
-        "IDS_RELOAD_INTERVAL_S": "0.5",
-        "IDS_MAX_RECORDS": "2000",
-        "IDS_SERVE_WORKERS": "2",
-    }
-    env.pop("IDS_API_TOKEN", None)
-    command = [sys.executable, "-m", "bentoml", "serve", "bentos.service:IDSService"]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [*command, "--port", str(port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(f"{url}/readyz", process, log_path)
+    with bentoml_serve(
+        log_path,
+        IDS_RELOAD_INTERVAL_S="0.5",
+        IDS_MAX_RECORDS="2000",
+        IDS_SERVE_WORKERS="2",
+    ) as url:
         yield url
-    finally:
-        stop_process_group(process)
 
 
 def _post(url: str, body, **kwargs) -> httpx.Response:

@@ -6,12 +6,10 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import _free_port, stop_process_group, wait_for_health
 
 from ids.catalog import CATEGORICAL, dataset_path, get_spec, resolve_data_dir
 from ids.data import input_columns, normalize_records, normalize_targets
@@ -51,46 +49,14 @@ def _network_slice(share: float, seed: int) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def ui_server(tmp_path_factory):
-    """A Prefect server whose UI knows its own API address; yields the API URL.
+def ui_server(prefect_server):
+    """The session Prefect server, whose UI knows its API address; the API URL."""
+    yield prefect_server
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
 
-    The session ``prefect_server`` leaves ``PREFECT_UI_API_URL`` at Prefect's
-    default (port 4200), so its UI pages cannot load data on another port.
-    """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    home = tmp_path_factory.mktemp("prefect-ui")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
-    env.update(
-        PREFECT_HOME=str(home),
-        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'db'}",
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_UI_ENABLED="true",
-        PREFECT_UI_API_URL=url,
-    )
-    command = [sys.executable, "-m", "prefect", "server", "start"]
-    log_path = home / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_for_health(f"{url}/health", process, log_path)
-        with temporary_settings(updates={PREFECT_API_URL: url}):
-            yield url
-        from prefect.events.worker import EventsWorker
-        from prefect.logging.handlers import APILogWorker
-
-        for worker in (APILogWorker, EventsWorker):
-            worker.drain_all(timeout=30, at_exit=False)
-    finally:
-        stop_process_group(process)
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=30, at_exit=False)
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +64,7 @@ def drift_table(ui_server):
     """A drift table artifact of a real shifted network window; returns its id."""
     from prefect import flow, get_client
     from prefect.artifacts import create_table_artifact
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     from ids.monitoring import compute_drift
 
@@ -124,7 +91,11 @@ def drift_table(ui_server):
 
     artifact_id = publish()
     with get_client(sync_client=True) as client:
-        artifact = client.read_artifacts()[0]
+        (artifact,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["drift-columns-ui-check"])
+            )
+        )
     assert str(artifact.id) == artifact_id
     return artifact_id, rows
 
