@@ -169,7 +169,7 @@ def test_safe_smote_shrinks_k_neighbors_for_a_three_row_class(network_frame, cap
     X, _ = _encoded(frame)
     y = frame["type"].to_numpy()
 
-    with caplog.at_level(logging.INFO, logger="ids.features"):
+    with caplog.at_level(logging.INFO, logger="ids.balancing"):
         X_res, y_res = SafeSMOTE(CATEGORICAL_NETWORK, seed=0).fit_resample(X, y)
 
     assert "k_neighbors=2" in caplog.text
