@@ -25,10 +25,10 @@ from ids.data import input_columns, load_dataset
 from ids.monitoring import (
     DriftConfig,
     compute_drift,
-    decide_retrain,
     log_scale_columns,
     screen_columns,
 )
+from ids.retrain_decision import decide_retrain
 
 SHIFTS = {
     "ddos+scanning": lambda t: t.isin(["ddos", "scanning"]),

@@ -32,7 +32,8 @@ from ids.drift_artifacts import (
     summary_markdown,
     table_description,
 )
-from ids.monitoring import Decision, DriftConfig, compute_drift, decide_retrain
+from ids.monitoring import DriftConfig, compute_drift
+from ids.retrain_decision import Decision, decide_retrain
 
 logger = logging.getLogger(__name__)
 
@@ -271,7 +272,7 @@ def judge_task(
 def _evidently_link(verdict: WindowVerdict, project: str) -> str | None:
     if verdict.result is None or verdict.result.snapshot is None:
         return None
-    from ids.monitoring import add_to_workspace
+    from ids.drift_workspace import add_to_workspace
 
     try:
         run_id = add_to_workspace(verdict.result, workspace_dir(), project)

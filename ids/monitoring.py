@@ -1,12 +1,16 @@
-"""Data drift of a window of records against a reference, and the retrain decision."""
+"""Data drift of a window of records against a reference, with Evidently.
+
+The retrain decision on a result lives in ``ids.retrain_decision``, the
+Evidently workspace of past runs in ``ids.drift_workspace``.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 import warnings
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,132 +18,12 @@ import numpy as np
 import pandas as pd
 
 from ids.catalog import BOOLEAN, CATEGORICAL, NUMERIC, NUMERIC_DASH
+from ids.drift_config import EXCLUDED_COLUMNS, DriftConfig
 
 logger = logging.getLogger(__name__)
 
-# Free text and identifiers: their levels name hosts, URIs and certificates of the
-# testbed, so a new value is news about the testbed, not about behaviour.
-EXCLUDED_COLUMNS: tuple[str, ...] = (
-    "dns_query",
-    "http_uri",
-    "http_user_agent",
-    "ssl_subject",
-    "ssl_issuer",
-)
 _NUMERICAL_KINDS = {NUMERIC, NUMERIC_DASH, BOOLEAN, "numerical"}
 _CATEGORICAL_KINDS = {CATEGORICAL}
-
-
-@dataclass(frozen=True)
-class DriftConfig:
-    """How drift is measured and when it calls for a retrain.
-
-    Calibrated with ``benchmarks/drift_core.py --calibrate`` on the real network
-    file (all numbers in ``benchmarks/results/drift_calibration.md``): reference
-    = 50,000 random rows; windows = other rows of the same class mix ("stable",
-    5 draws) or of another mix of ``type`` (2 draws each); 33-35 columns
-    compared; drift share min-max over the draws, each test at its default
-    threshold; "log1p" = counters on the log scale (``log_scale``):
-
-    ======================  =========  =========  =========  =========  =========
-    window rows             500        1k         5k         20k        100k
-    ======================  =========  =========  =========  =========  =========
-    stable, default, log1p  0.00       0.00       0.00       0.00       0.00
-    stable, default, raw    0.00-0.09  0.00-0.03  0.00       0.00-0.03  0.00
-    stable, ks+chisquare    0.00-0.03  0.00-0.06  0.03-0.18  0.06-0.12  0.14-0.29
-    ddos+scanning, log1p    0.36       0.33-0.36  0.36       0.36       0.35
-    ddos+scanning, raw      0.18-0.24  0.15-0.18  0.18       0.18       0.18
-    no normal, log1p        0.33-0.39  0.39-0.42  0.39       0.39       0.38-0.39
-    only normal, log1p      0.48       0.48       0.48-0.53  0.46-0.50  0.46-0.47
-    ======================  =========  =========  =========  =========  =========
-
-    With a reference over 1,000 rows Evidently picks normed Wasserstein
-    (numbers with > 5 values) and Jensen-Shannon (the rest), both at 0.1. On the
-    raw scale the byte/packet counters make Wasserstein noisy when the reference
-    is smaller: with 10,000 reference rows stable windows reach 0.18 (raw) and
-    stay at 0.00 (log1p), hence ``log_scale``. K-S / chi-square p-values flag
-    more stable columns the larger the window (0.29 at 100k; 0.45 at 20k with a
-    10k reference), so they are not the default. ``drift_share_threshold`` 0.10
-    sits between the stable floor (0.03 at most, any reference size, 1k+ rows)
-    and the mildest shift (0.33); Evidently's own 0.5 would pass most shifts
-    above as no drift. Stable 200-row windows reach 0.06, hence ``min_records``
-    1,000. Sampling the window to 25,000 rows changes no decision (the 20k and
-    100k columns agree) and takes a 100k window vs 50k reference from 9.4 to
-    5.4-6.5 s, HTML written (2 cores; the first call in a process adds about
-    7 s importing Evidently). ``cooldown_minutes`` is policy: one retrain per
-    6 hours.
-
-    Attributes:
-        min_records: Windows with fewer records never trigger a retrain.
-        drift_share_threshold: Share of compared columns that must drift.
-        num_method, cat_method: Evidently stat test names for numeric and
-            categorical columns; ``None`` keeps Evidently's size-based default.
-        num_threshold, cat_threshold: Per-kind thresholds; ``None`` = the
-            test's default.
-        per_column_method, per_column_threshold: Overrides by column.
-        max_reference_rows, max_current_rows: Larger frames are sampled to
-            this many rows (seeded) to bound the report's time.
-        excluded_columns: Never compared (free text, identifiers).
-        max_categories: A categorical column with more distinct values in the
-            reference is excluded as high-cardinality.
-        min_column_values: A column with fewer non-null values in either frame
-            is skipped (a distribution of a handful of values is noise).
-        prediction_column: Column of model predictions to test for drift
-            separately from the features.
-        cooldown_minutes: No new retrain this soon after the last one.
-        log_scale: Compare non-negative numeric columns with more than 5
-            values (byte, packet counters, durations) as ``log1p(x)``.
-        summary_table: Also render Evidently's summary table (it recomputes
-            every column's drift twice more: about +3 s on 35 columns).
-        seed: Seed of the sampling.
-    """
-
-    min_records: int = 1000
-    drift_share_threshold: float = 0.10
-    num_method: str | None = None
-    cat_method: str | None = None
-    num_threshold: float | None = None
-    cat_threshold: float | None = None
-    per_column_method: dict[str, str] = field(default_factory=dict)
-    per_column_threshold: dict[str, float] = field(default_factory=dict)
-    max_reference_rows: int | None = 50_000
-    max_current_rows: int | None = 25_000
-    excluded_columns: tuple[str, ...] = EXCLUDED_COLUMNS
-    max_categories: int = 50
-    min_column_values: int = 30
-    prediction_column: str | None = None
-    cooldown_minutes: float = 360.0
-    log_scale: bool = True
-    summary_table: bool = False
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        checks = {
-            "drift_share_threshold": 0 < self.drift_share_threshold <= 1,
-            "min_records": self.min_records >= 1,
-            "max_categories": self.max_categories >= 1,
-            "min_column_values": self.min_column_values >= 1,
-            "max_reference_rows": (self.max_reference_rows or 2) >= 2,
-            "max_current_rows": (self.max_current_rows or 2) >= 2,
-            "cooldown_minutes": self.cooldown_minutes >= 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(
-                    f"{name}={getattr(self, name)!r} is out of range; expected "
-                    f"{_RANGES[name]}"
-                )
-
-
-_RANGES = {
-    "drift_share_threshold": "a share in (0, 1]",
-    "min_records": "an integer >= 1",
-    "max_categories": "an integer >= 1",
-    "min_column_values": "an integer >= 1",
-    "max_reference_rows": "None or an integer >= 2",
-    "max_current_rows": "None or an integer >= 2",
-    "cooldown_minutes": "minutes >= 0",
-}
 
 
 @dataclass
@@ -176,14 +60,6 @@ class DriftResult:
     def snapshot_json(self) -> str | None:
         """The Evidently run serialised as a workspace stores it."""
         return None if self.snapshot is None else self.snapshot.dumps()
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Whether to retrain, and why, in words an operator can act on."""
-
-    retrain: bool
-    reason: str
 
 
 def compute_drift(
@@ -497,150 +373,11 @@ def _fill_from_snapshot(result: DriftResult, snapshot, prediction: str | None) -
     result.drifted_columns = [r["column"] for r in result.columns if r["drifted"]]
 
 
-def decide_retrain(
-    result: DriftResult,
-    config: DriftConfig | None = None,
-    last_retrain_at: datetime | None = None,
-    now: datetime | None = None,
-) -> Decision:
-    """Retrain when enough columns (or the predictions) drift on a full window.
-
-    A window under ``config.min_records`` records, or with no column compared,
-    never triggers; neither does a drift inside the cooldown after the last
-    retrain. ``now`` defaults to the current UTC time.
-    """
-    config = config or DriftConfig()
-    now = now or datetime.now(UTC)
-    if result.rows_current == 0:
-        return Decision(False, "empty window: no records arrived, nothing to judge")
-    if result.rows_current < config.min_records:
-        return Decision(
-            False,
-            f"window of {result.rows_current} records is under min_records="
-            f"{config.min_records}; drift is not judged on so few records",
-        )
-    compared = result.compared_columns
-    prediction = result.prediction_drift or {}
-    if not compared and not prediction:
-        return Decision(
-            False,
-            f"no column could be compared ({len(result.columns)} skipped: "
-            f"{_short(result.skipped)})",
-        )
-    threshold = config.drift_share_threshold
-    share_drift = bool(compared) and result.drift_share >= threshold
-    drifted = ", ".join(result.drifted_columns) or "none"
-    what = (
-        f"drift share {result.drift_share:.2f} "
-        f"{'>=' if share_drift else '<'} {threshold:.2f} "
-        f"({len(result.drifted_columns)} of {len(compared)} columns: {drifted})"
-    )
-    if prediction:
-        verdict = "drifted" if prediction["drifted"] else "stable"
-        what += (
-            f", predictions {verdict} ({prediction['column']!r}: "
-            f"{prediction['score']:.3f} by {prediction['method']})"
-        )
-    what += f" on {result.rows_current} records"
-    if not (share_drift or prediction.get("drifted")):
-        return Decision(False, f"no drift: {what}")
-    if last_retrain_at is not None:
-        _check_comparable(last_retrain_at, now)
-        allowed = last_retrain_at + timedelta(minutes=config.cooldown_minutes)
-        if now < allowed:
-            return Decision(
-                False,
-                f"cooldown: {what}, but the last retrain was at "
-                f"{last_retrain_at.isoformat()}; the next is allowed from "
-                f"{allowed.isoformat()} (cooldown_minutes={config.cooldown_minutes:g})",
-            )
-    return Decision(True, f"drift: {what}")
-
-
-def _check_comparable(last: datetime, now: datetime) -> None:
-    if (last.tzinfo is None) != (now.tzinfo is None):
-        raise ValueError(
-            f"last_retrain_at {last.isoformat()!r} and now {now.isoformat()!r} mix "
-            "naive and timezone-aware times; pass both with a timezone (UTC)"
-        )
-
-
-def _short(skipped: dict[str, str], limit: int = 3) -> str:
-    items = [f"{c} ({n})" for c, n in list(skipped.items())[:limit]]
-    more = len(skipped) - limit
-    return ", ".join(items) + (f" and {more} more" if more > 0 else "")
-
-
-def add_to_workspace(
-    result: DriftResult, workspace_dir: str | Path, project_name: str
-) -> str:
-    """Store the run in a local Evidently workspace, one project per dataset.
-
-    ``evidently ui --workspace DIR`` then shows the runs of each dataset over
-    time, with a panel of the drifted-column share.
-
-    Returns:
-        The id of the stored run.
-
-    Raises:
-        ValueError: The result holds no Evidently run (nothing was compared).
-    """
-    if result.snapshot is None:
-        raise ValueError(
-            f"the drift result holds no Evidently run (rows_current="
-            f"{result.rows_current}, compared columns: {result.compared_columns}); "
-            "only a window that was compared can be stored"
-        )
-    if not project_name:
-        raise ValueError(
-            f"project_name must be a dataset name; received {project_name!r}"
-        )
-    from evidently.ui.workspace import Workspace
-
-    Path(workspace_dir).mkdir(parents=True, exist_ok=True)
-    workspace = Workspace(str(workspace_dir))
-    found = workspace.search_project(project_name)
-    project = found[0] if found else _create_project(workspace, project_name)
-    ref = workspace.add_run(project.id, result.snapshot)
-    logger.info(
-        "drift run %s stored in workspace %s, project %r",
-        ref.id,
-        workspace_dir,
-        project_name,
-    )
-    return str(ref.id)
-
-
-def _create_project(workspace, project_name: str):
-    from evidently.sdk.models import PanelMetric
-    from evidently.sdk.panels import line_plot_panel
-
-    project = workspace.create_project(
-        project_name, description=f"Data drift of {project_name} records"
-    )
-    project.dashboard.add_panel(
-        line_plot_panel(
-            title="Share of drifted columns",
-            values=[
-                PanelMetric(
-                    legend="share",
-                    metric="DriftedColumnsCount",
-                    metric_labels={"value_type": "share"},
-                )
-            ],
-        )
-    )
-    return project
-
-
 __all__ = [
     "EXCLUDED_COLUMNS",
-    "Decision",
     "DriftConfig",
     "DriftResult",
-    "add_to_workspace",
     "compute_drift",
-    "decide_retrain",
     "log_scale_columns",
     "screen_columns",
 ]

@@ -10,14 +10,9 @@ import pytest
 
 from ids.catalog import CATEGORICAL, dataset_path, get_spec, resolve_data_dir
 from ids.data import input_columns, normalize_records, normalize_targets
-from ids.monitoring import (
-    DriftConfig,
-    DriftResult,
-    add_to_workspace,
-    compute_drift,
-    decide_retrain,
-    screen_columns,
-)
+from ids.drift_workspace import add_to_workspace
+from ids.monitoring import DriftConfig, DriftResult, compute_drift, screen_columns
+from ids.retrain_decision import decide_retrain
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 PREDICTION = "predicted"
