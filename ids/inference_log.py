@@ -364,7 +364,11 @@ def read_log(
     files = log_files(dataset, since, until, root)
     if not files:
         return pd.DataFrame()
-    tables = [_read_file(path) for path in files]
+    # Parquet files are read through their scored_at statistics: the files of
+    # the day before the hour asked for are skipped, not read and dropped.
+    window = [(TIME_COLUMN, ">=", _utc(since))] if since is not None else []
+    window += [(TIME_COLUMN, "<", _utc(until))] if until is not None else []
+    tables = [_read_file(path, window or None) for path in files]
     frames = [t.to_pandas() for t in tables if t is not None and t.num_rows]
     if not frames:
         return pd.DataFrame()
@@ -388,16 +392,16 @@ def count_logged(dataset: str, *, root: Path | None = None) -> int:
     return total
 
 
-def _read_file(path: Path) -> pa.Table | None:
+def _read_file(path: Path, window: list | None = None) -> pa.Table | None:
     if path.suffix == SUFFIX:
         try:
-            return pq.read_table(path)
+            return pq.read_table(path, filters=window)
         except FileNotFoundError:
             return None
     table = _read_segment(path)
     if table is None and path.with_suffix(SUFFIX).is_file():
         # The segment was turned into Parquet while the day was being listed.
-        return pq.read_table(path.with_suffix(SUFFIX))
+        return pq.read_table(path.with_suffix(SUFFIX), filters=window)
     return table
 
 

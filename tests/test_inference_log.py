@@ -110,6 +110,25 @@ def test_log_reader_filters_by_time(tmp_path):
     assert read_log("fridge", root=tmp_path).empty
 
 
+def test_log_reader_filters_hours_within_a_day(tmp_path):
+    columns = _real_columns(3)
+    start = datetime(2026, 5, 1, 8, tzinfo=UTC)
+    for hour in range(5):
+        batch = {**columns, "hour": [hour] * 3}
+        write_batch(
+            "network", batch, scored_at=start + timedelta(hours=hour), root=tmp_path
+        )
+
+    frame = read_log(
+        "network",
+        since=start + timedelta(hours=2),
+        until=start + timedelta(hours=4),
+        root=tmp_path,
+    )
+
+    assert frame["hour"].tolist() == [2, 2, 2, 3, 3, 3]
+
+
 def test_purge_removes_only_days_past_retention(tmp_path):
     columns = _real_columns(2)
     now = datetime(2026, 3, 1, 9, tzinfo=UTC)
