@@ -87,7 +87,7 @@ def write_batch(
         root: Log folder; defaults to :func:`log_dir`.
     """
     get_spec(dataset)
-    scored_at = scored_at or datetime.now(UTC)
+    scored_at = _utc(scored_at) if scored_at else datetime.now(UTC)
     table = _table(columns, scored_at)
     final = _new_path(root, dataset, scored_at, SUFFIX)
     _write_parquet(table, final)
@@ -123,7 +123,7 @@ class LogWriter:
         value types differ from the open segment's starts a new segment.
         """
         get_spec(dataset)
-        scored_at = scored_at or datetime.now(UTC)
+        scored_at = _utc(scored_at) if scored_at else datetime.now(UTC)
         day = scored_at.strftime("%Y-%m-%d")
         shape = _signature(columns)
         with self._lock:
@@ -132,7 +132,7 @@ class LogWriter:
                 self._pid = os.getpid()
             segment = self._segments.get(dataset)
             if segment is not None and (segment.day != day or segment.shape != shape):
-                self._finish_later(segment)
+                self._finish_later(self._segments.pop(dataset))
                 segment = None
             if segment is None:
                 path = _new_path(self.root, dataset, scored_at, SEGMENT_SUFFIX)
@@ -142,14 +142,12 @@ class LogWriter:
             try:
                 segment.append(columns, scored_at)
             except OSError:
-                # A line may be half written (disk full): later batches go to
-                # a new segment, and the reader skips the broken line.
-                del self._segments[dataset]
-                self._finish_later(segment)
+                # The batch is not logged (the caller answers an error); later
+                # batches go to a new segment.
+                self._finish_later(self._segments.pop(dataset))
                 raise
             if segment.rows >= self.segment_rows:
-                self._finish_later(segment)
-                del self._segments[dataset]
+                self._finish_later(self._segments.pop(dataset))
         return segment.path
 
     def _finish_later(self, segment: _Segment) -> None:
@@ -176,18 +174,20 @@ class LogWriter:
 
 
 def _signature(columns: dict[str, object]) -> tuple:
-    """Column names and value kinds: what a segment's schema was inferred from."""
+    """Column names and value types: what a segment's schema was inferred from.
+
+    Arrays of numbers give their dtype; lists and object arrays the set of
+    their values' types, so an all-None column, or ints then floats, start a
+    new segment rather than break the one whose schema was inferred before.
+    """
     return tuple(
-        (name, values.dtype if type(values) is np.ndarray else _kind(values))
+        (name, values.dtype if _typed_array(values) else frozenset(map(type, values)))
         for name, values in columns.items()
     )
 
 
-def _kind(values) -> type:
-    first = values[0] if len(values) else None
-    if first is None:
-        first = next((v for v in values if v is not None), None)
-    return type(first)
+def _typed_array(values) -> bool:
+    return type(values) is np.ndarray and values.dtype != object
 
 
 class _Segment:
@@ -195,30 +195,51 @@ class _Segment:
 
     def __init__(self, path: Path, day: str, shape: tuple, schema: pa.Schema):
         self.path, self.day, self.shape, self.rows = path, day, shape, 0
-        self._file = open(path, "ab")  # open for the segment's life
+        self._finish_lock = threading.Lock()
+        self._finished = False
+        # Unbuffered: a write that fails leaves nothing behind to be written
+        # later by close (the caller answered an error; a retry must not be
+        # logged twice).
+        self._file = open(path, "ab", buffering=0)  # open for the segment's life
+        self._size = 0
         header = base64.b64encode(schema.serialize().to_pybytes()).decode()
-        self._file.write(orjson.dumps({"format": JOURNAL_FORMAT, "schema": header}))
-        self._file.write(b"\n")
-        self._file.flush()
+        self._write(orjson.dumps({"format": JOURNAL_FORMAT, "schema": header}))
 
     def append(self, columns: dict[str, object], scored_at: datetime) -> None:
         stamp = (scored_at - _EPOCH) // timedelta(microseconds=1)
-        line = orjson.dumps(
-            {"scored_at": stamp, "columns": columns},
-            option=orjson.OPT_SERIALIZE_NUMPY,
-            default=_plain,
+        self._write(
+            orjson.dumps(
+                {"scored_at": stamp, "columns": columns},
+                option=orjson.OPT_SERIALIZE_NUMPY,
+                default=_plain,
+            )
         )
-        # One write of the whole line, then to the kernel: a reader or a crash
-        # sees the batch whole or not at all (an unfinished line is skipped).
-        self._file.write(line + b"\n")
-        self._file.flush()
         self.rows += _rows(columns)
+
+    def _write(self, line: bytes) -> None:
+        # The whole line goes to the kernel before this returns: a reader or a
+        # crash sees the batch whole or not at all (an unfinished line is
+        # skipped). On an error the file is cut back to its last whole line.
+        view = memoryview(line + b"\n")
+        try:
+            while view:
+                view = view[self._file.write(view) :]
+        except OSError:
+            with contextlib.suppress(OSError):
+                self._file.truncate(self._size)
+            raise
+        self._size += len(line) + 1
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._file.close()
 
     def finish(self) -> None:
+        """Turn the journal into Parquet once; a second call does nothing."""
+        with self._finish_lock:
+            if self._finished:
+                return
+            self._finished = True
         table = _read_journal(self.path)
         if table is not None and table.num_rows:
             _write_parquet(table, self.path.with_suffix(SUFFIX))
@@ -252,7 +273,7 @@ def _new_path(root, dataset: str, scored_at: datetime, suffix: str) -> Path:
 
 
 def _write_parquet(table: pa.Table, final: Path) -> None:
-    staging = final.with_name(f".{final.name}.tmp")
+    staging = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         pq.write_table(table, staging)
         os.replace(staging, final)

@@ -23,6 +23,7 @@ from ids.data import (
 from ids.features import (
     UNKNOWN_CODE,
     CategoryEncoder,
+    ColumnMinMaxScaler,
     RecordCleaner,
     ReliefFSelector,
     SafeSMOTE,
@@ -290,6 +291,22 @@ def test_transform_columns_takes_features_by_name_not_order(network_frame):
         assert list(frame.columns) == list(out)
     matrix = steps[-1].transform(frame).astype(np.float32)
     np.testing.assert_array_equal(matrix, expected)
+
+
+def test_column_min_max_scaler_matches_scikit_learn_and_clips(network_frame):
+    from sklearn.preprocessing import MinMaxScaler
+
+    numbers = network_frame[["duration", "src_bytes", "dst_pkts"]].astype(float)
+    train, test = numbers.iloc[:2000], numbers.iloc[2000:].copy()
+    test.iloc[0] = [-5.0, 1e15, 0.0]  # below and above the training range
+
+    ours = ColumnMinMaxScaler(clip=True).fit(train)
+    reference = MinMaxScaler(clip=True).fit(train.to_numpy())
+    shuffled = dict(reversed(list(frame_columns(test).items())))
+
+    expected = reference.transform(test.to_numpy())
+    np.testing.assert_allclose(ours.transform_columns(shuffled), expected)
+    assert ours.transform(test)[0].tolist() == [0.0, 1.0, expected[0, 2]]
 
 
 def test_record_cleaner_rejects_records_missing_a_field(network_frame):

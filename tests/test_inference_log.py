@@ -7,6 +7,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -96,6 +97,74 @@ def test_log_reader_skips_batch_cut_short_by_crash(tmp_path):
 
     assert len(frame) == 4
     assert frame["proto"].tolist() == columns["proto"]
+
+
+def test_log_writer_starts_new_segment_on_new_day_or_value_types(tmp_path):
+    writer = LogWriter(tmp_path)
+    columns = _real_columns(2)
+    evening = datetime(2026, 5, 1, 23, 59, tzinfo=UTC)
+    unscored = {**columns, "attack_type": np.array([None, None], dtype=object)}
+    scored = {**columns, "attack_type": np.array(["ddos", "xss"], dtype=object)}
+    counts = {**columns, "attack_type": [1, 2]}
+    fractions = {**columns, "attack_type": [1, 2.5]}
+
+    writer.write("network", unscored, scored_at=evening)
+    writer.write("network", scored, scored_at=evening)
+    writer.write("network", scored, scored_at=evening + timedelta(minutes=2))
+    writer.write("network", counts, scored_at=evening + timedelta(minutes=3))
+    writer.write("network", fractions, scored_at=evening + timedelta(minutes=4))
+    before_close = read_log("network", root=tmp_path)
+    writer.close()
+    frame = read_log("network", root=tmp_path)
+
+    assert len(before_close) == len(frame) == 10
+    assert frame["attack_type"].tolist()[:6] == [None, None] + ["ddos", "xss"] * 2
+    assert frame["attack_type"].tolist()[-2:] == [1, 2.5]
+    days = sorted(p.name for p in (tmp_path / "network").iterdir())
+    assert days == ["2026-05-01", "2026-05-02"]
+
+
+def _write_until_disk_full(root: str, limit: int) -> None:
+    # The file size limit makes the kernel refuse writes (EFBIG), as a full
+    # disk would; SIGXFSZ is ignored so that the write raises instead.
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    writer = LogWriter(Path(root))
+    columns = _real_columns(4)
+    accepted = []
+    for batch in range(200):
+        try:
+            writer.write("network", {**columns, "batch": [batch] * 4})
+        except OSError:
+            break
+        accepted.append(batch)
+    else:
+        raise AssertionError("the size limit never stopped a write")
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit * 8, resource.RLIM_INFINITY))
+    writer.write("network", {**columns, "batch": [-1] * 4})  # space is back
+    (Path(root) / "accepted.txt").write_text(",".join(map(str, accepted)))
+    os._exit(0)  # killed: the segments stay journals
+
+
+def test_log_writer_logs_nothing_of_a_batch_that_failed_to_write(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    worker = context.Process(
+        target=_write_until_disk_full, args=(str(tmp_path), 20_000)
+    )
+    worker.start()
+    worker.join(timeout=120)
+    assert worker.exitcode == 0
+
+    accepted = [int(b) for b in (tmp_path / "accepted.txt").read_text().split(",")]
+    frame = read_log("network", root=tmp_path)
+
+    # Every batch that returned is there once, the failed one is not, and the
+    # writer went on in a new segment once it could.
+    assert sorted(frame["batch"].unique().tolist()) == [-1, *accepted]
+    assert len(frame) == 4 * (len(accepted) + 1)
 
 
 def test_log_reader_filters_by_time(tmp_path):
