@@ -22,7 +22,13 @@ import pandas as pd
 from ids.catalog import get_spec
 from ids.data import RecordError, normalize_records
 from ids.features import selected_features, transform_records
-from ids.models import KerasSequenceClassifier, expand_proba, load_keras, save_keras
+from ids.models import (
+    KerasSequenceClassifier,
+    expand_proba,
+    load_keras,
+    model_proba,
+    save_keras,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +83,7 @@ class Detector:
     def predict_proba_typed(self, typed: pd.DataFrame) -> np.ndarray:
         """Class probabilities of already-normalised records."""
         X = transform_records(self.preprocessor, typed)
-        proba = self.model.predict_proba(X)
+        proba = model_proba(self.model, X)
         return expand_proba(proba, self.model.classes_, len(self.classes))
 
     def predict_proba(self, records) -> np.ndarray:

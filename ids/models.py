@@ -218,6 +218,34 @@ def fit_model(model, X, y, validation_data=None):
     return model.fit(X, y)
 
 
+def model_proba(model, X: np.ndarray) -> np.ndarray:
+    """``model.predict_proba(X)``, without per-call overhead for tree models.
+
+    A random forest sums its trees' probabilities through joblib, which costs
+    far more than the trees on a few rows (one record, 100 trees: 7.8 ms with
+    n_jobs=1, 23 ms with n_jobs=-1, 1.3 ms in this loop, measured here). The
+    loop adds the same per-tree probabilities in the same order, so the result
+    is identical to ``n_jobs=1`` (threads change scikit-learn's own order, and
+    the last bit, from run to run). ``X`` is the preprocessor's float32 matrix,
+    already checked, which is what ``check_input=False`` asks for.
+    """
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+    from sklearn.tree import BaseDecisionTree
+
+    checked = isinstance(X, np.ndarray) and X.dtype == np.float32
+    if not (checked and X.flags.c_contiguous):
+        return model.predict_proba(X)
+    if isinstance(model, BaseDecisionTree):
+        return model.predict_proba(X, check_input=False)
+    if type(model) in (RandomForestClassifier, ExtraTreesClassifier):
+        total = np.zeros((len(X), model.n_classes_))
+        for tree in model.estimators_:
+            total += tree.predict_proba(X, check_input=False)
+        total /= len(model.estimators_)
+        return total
+    return model.predict_proba(X)
+
+
 def expand_proba(proba: np.ndarray, fitted_codes, n_classes: int) -> np.ndarray:
     """Place a model's probability columns into the full vocabulary's columns."""
     proba = np.asarray(proba, dtype=np.float64)

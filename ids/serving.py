@@ -46,11 +46,11 @@ class Champion:
         The saved preprocessor runs through ``ids.features.transform_columns``,
         the code that produced the model's training, validation and test inputs.
         """
-        from ids.models import expand_proba
+        from ids.models import expand_proba, model_proba
 
         model = self.detector.model
         X = transform_columns(self.detector.preprocessor, typed)
-        return expand_proba(model.predict_proba(X), model.classes_, len(self.classes))
+        return expand_proba(model_proba(model, X), model.classes_, len(self.classes))
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -73,8 +73,14 @@ class ChampionSet:
         return out
 
 
-def load_champion_set(previous: ChampionSet | None = None) -> ChampionSet:
-    """Load every promoted champion; detectors whose tag is unchanged are reused."""
+def load_champion_set(
+    previous: ChampionSet | None = None, model_jobs: int | None = None
+) -> ChampionSet:
+    """Load every promoted champion; detectors whose tag is unchanged are reused.
+
+    ``model_jobs`` sets ``n_jobs`` of the models that have one (random forest,
+    KNN); predictions do not change.
+    """
     from ids.detector import Detector
 
     version = registry.pointer_version()
@@ -89,6 +95,8 @@ def load_champion_set(previous: ChampionSet | None = None) -> ChampionSet:
             continue
         try:
             detector = Detector.load(pointer["path"])
+            if model_jobs is not None and "n_jobs" in detector.model.get_params():
+                detector.model.set_params(n_jobs=model_jobs)
         except Exception as exc:  # a broken champion must not take the others down
             logger.exception("cannot load champion %s of %s", pointer["tag"], key)
             loaded.errors[key] = f"{type(exc).__name__}: {exc}"
@@ -107,12 +115,15 @@ class Scorer:
     aside, then one reference assignment) never changes models mid-request.
     """
 
-    def __init__(self, *, log: bool = True, log_root=None):
+    def __init__(
+        self, *, log: bool = True, log_root=None, model_jobs: int | None = None
+    ):
         from ids.inference_log import LogWriter
 
         self.log = LogWriter(log_root) if log else None
+        self.model_jobs = model_jobs
         self._lock = threading.Lock()
-        self._set = load_champion_set()
+        self._set = load_champion_set(model_jobs=model_jobs)
         self._stop = threading.Event()
 
     @property
@@ -125,7 +136,7 @@ class Scorer:
             if not force and registry.pointer_version() == self._set.version:
                 return False
             before = self._set.tags()
-            self._set = load_champion_set(self._set)
+            self._set = load_champion_set(self._set, self.model_jobs)
         logger.info("champions reloaded: %s -> %s", before, self._set.tags())
         return True
 

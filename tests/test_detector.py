@@ -19,7 +19,7 @@ from ids.catalog import (
 )
 from ids.data import RecordError, input_columns, load_dataset, read_raw
 from ids.detector import METADATA, Detector, reference_sample
-from ids.features import build_preprocessor, fit_preprocessor
+from ids.features import build_preprocessor, fit_preprocessor, transform_records
 from ids.models import build_model, fit_model
 from ids.splits import deduplicate, stratified_split
 
@@ -259,3 +259,35 @@ def test_detector_rejects_bad_records(fridge_detector, records, error, message):
 
     with pytest.raises(error, match=message):
         detector.predict_proba(records)
+
+
+@pytest.mark.parametrize("name", ["rf", "dt"])
+def test_model_proba_equals_predict_proba_of_tree_models(network_raw, name):
+    from ids.models import model_proba
+
+    root, _ = network_raw
+    loaded = load_dataset("network", root)
+    records = deduplicate(loaded.records, loaded.raw_hash)
+    spec = get_spec("network")
+    y = records["type"].to_numpy().astype(object)
+    split = stratified_split(records["type"].to_numpy(), seed=0)
+    fitted, X_train, y_train = fit_preprocessor(
+        build_preprocessor(spec, seed=0),
+        records[input_columns(spec)].iloc[split.train],
+        y[split.train],
+    )
+    codes = np.array([spec.classes("multiclass").index(v) for v in y_train])
+    model = fit_model(build_model(name, n_classes=10, seed=0), X_train, codes)
+    X_test = transform_records(fitted, records[input_columns(spec)].iloc[split.test])
+    # One job: scikit-learn's own sum over trees then runs in a fixed order
+    # (with threads it differs from run to run in the last bit).
+    model.set_params(**{"n_jobs": 1} if "n_jobs" in model.get_params() else {})
+
+    for rows in (X_test[:1], X_test):
+        expected = model.predict_proba(rows)
+        np.testing.assert_array_equal(model_proba(model, rows), expected)
+    # Anything but a checked float32 matrix goes to scikit-learn as it is.
+    as_float64 = X_test.astype(np.float64)
+    np.testing.assert_array_equal(
+        model_proba(model, as_float64), model.predict_proba(as_float64)
+    )
