@@ -401,11 +401,23 @@ def transform_columns(preprocessor: Pipeline, columns: Columns) -> np.ndarray:
     Samplers are skipped. Every step of ours runs its ``transform_columns``; a
     step without one (a chain saved before it existed) gets a DataFrame.
     """
-    rows = _length(columns)
-    if not rows:
+    if not _length(columns):
         # A grouped split can leave a part empty; scalers refuse zero rows.
         return np.empty((0, len(selected_features(preprocessor))), dtype=np.float32)
-    steps = [s for _, s in preprocessor.steps if not hasattr(s, "fit_resample")]
+    out = apply_steps(transform_steps(preprocessor), columns)
+    return np.asarray(out, dtype=np.float32)
+
+
+def transform_steps(preprocessor: Pipeline) -> list:
+    """The steps a fitted chain applies to records: all but the samplers."""
+    return [s for _, s in preprocessor.steps if not hasattr(s, "fit_resample")]
+
+
+def apply_steps(steps: list, columns: Columns):
+    """Run ``steps`` (of :func:`transform_steps`) in order on typed columns.
+
+    Returns columns, or the model's matrix once the last step has run.
+    """
     out = columns
     for step in steps:
         if hasattr(step, "transform_columns"):
@@ -414,4 +426,4 @@ def transform_columns(preprocessor: Pipeline, columns: Columns) -> np.ndarray:
             out = step.transform(pd.DataFrame(out))
             if isinstance(out, pd.DataFrame):
                 out = frame_columns(out)
-    return np.asarray(out, dtype=np.float32)
+    return out

@@ -20,7 +20,12 @@ import pandas as pd
 from ids import registry
 from ids.catalog import CATALOG, TASKS, get_spec
 from ids.data import RecordError, input_columns
-from ids.features import frame_columns, transform_columns
+from ids.features import (
+    apply_steps,
+    frame_columns,
+    transform_columns,
+    transform_steps,
+)
 from ids.scoring_input import (
     ScoringError,
     check_members,
@@ -35,21 +40,29 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Champion:
-    """One loaded champion: its registry tag and detector."""
+    """One loaded champion: its registry tag, detector and preprocessing steps."""
 
     tag: str
     detector: object
+    steps: list = field(default_factory=list)
 
-    def proba(self, typed: dict[str, object]) -> np.ndarray:
+    def __post_init__(self) -> None:
+        self.steps = transform_steps(self.detector.preprocessor)
+
+    def proba(self, typed: dict[str, object], done: int = 0) -> np.ndarray:
         """Class probabilities of typed records given as columns.
 
-        The saved preprocessor runs through ``ids.features.transform_columns``,
-        the code that produced the model's training, validation and test inputs.
+        The saved preprocessor's steps run through ``ids.features.apply_steps``,
+        the code that produced the model's training, validation and test
+        inputs; ``done`` steps have already been applied to ``typed``.
         """
         from ids.models import expand_proba, model_proba
 
         model = self.detector.model
-        X = transform_columns(self.detector.preprocessor, typed)
+        if done:
+            X = np.asarray(apply_steps(self.steps[done:], typed), dtype=np.float32)
+        else:
+            X = transform_columns(self.detector.preprocessor, typed)
         return expand_proba(model_proba(model, X), model.classes_, len(self.classes))
 
     @property
@@ -64,6 +77,8 @@ class ChampionSet:
     version: str
     champions: dict[tuple[str, str], Champion] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    # Per dataset: leading preprocessing steps its two champions share.
+    shared_steps: dict[str, int] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
 
     def tags(self) -> dict[str, dict[str, str]]:
@@ -105,7 +120,28 @@ def load_champion_set(
             continue
         loaded.champions[(dataset, task)] = Champion(pointer["tag"], detector)
         logger.info("loaded champion %s for %s", pointer["tag"], key)
+    for dataset in {d for d, _ in loaded.champions}:
+        pair = [loaded.champions.get((dataset, t)) for t in ("binary", "multiclass")]
+        if None not in pair:
+            loaded.shared_steps[dataset] = shared_steps(*pair)
     return loaded
+
+
+def shared_steps(first: Champion, second: Champion) -> int:
+    """How many leading preprocessing steps two champions have fitted alike.
+
+    A dataset's binary and multi-class champions are fitted on the same
+    training rows, so their chains agree up to the resampling (whose output
+    the scaler is fitted on); a request runs the common part once.
+    """
+    import joblib
+
+    count = 0
+    for a, b in zip(first.steps[:-1], second.steps[:-1], strict=False):
+        if type(a) is not type(b) or joblib.hash(a) != joblib.hash(b):
+            break
+        count += 1
+    return count
 
 
 class Scorer:
@@ -190,14 +226,15 @@ class Scorer:
             )
 
         rows = len(records)
-        typed, proba = _score_all(spec, records, [binary, multiclass])
+        shared = current.shared_steps.get(dataset, 0)
+        typed, proba = _score_all(spec, records, [binary, multiclass], shared)
         result = _predictions(binary, multiclass, proba, rows)
         if self.log is not None:
             _log_batch(self.log, dataset, spec, typed, result, binary, multiclass)
         return result["response"]
 
 
-def _score_all(spec, records, champions) -> tuple[object, list]:
+def _score_all(spec, records, champions, shared: int = 0) -> tuple[object, list]:
     if spec.members:
         check_members(spec, records)
         # The merged set's columns depend on each record's device: the loader's
@@ -210,7 +247,10 @@ def _score_all(spec, records, champions) -> tuple[object, list]:
         typed = frame_columns(frame)
     else:
         typed = typed_columns(records, spec)
-    return typed, [c and c.proba(typed) for c in champions]
+    if not shared:
+        return typed, [c and c.proba(typed) for c in champions]
+    common = apply_steps(champions[0].steps[:shared], typed)
+    return typed, [c.proba(common, done=shared) for c in champions]
 
 
 def _predictions(binary, multiclass, proba, rows: int) -> dict:

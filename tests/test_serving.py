@@ -367,3 +367,25 @@ def test_request_guard_needs_token_and_bounds_size(monkeypatch):
     assert right.status_code == probe.status_code == 200
     assert large.status_code == 413
     assert "2000 bytes is over the limit of 1000" in large.json()["error"]
+
+
+def test_scorer_runs_shared_steps_once_with_the_same_result(champions):
+    from ids.serving import Scorer
+
+    scorer = Scorer(log=False)
+    for dataset in DATASETS:
+        raw = _raw(dataset).sample(300, random_state=5).drop(columns=["label", "type"])
+        binary = scorer.champions.champions[(dataset, "binary")]
+        multiclass = scorer.champions.champions[(dataset, "multiclass")]
+
+        predictions = scorer.score(dataset, raw.to_dict("records"))["predictions"]
+
+        # Both champions were fitted on the same rows: all steps before the
+        # scaler agree, and a request runs them once.
+        assert scorer.champions.shared_steps[dataset] == len(binary.steps) - 1
+        expected = multiclass.detector.predict_proba(raw)
+        got = [[p["probabilities"][c] for c in multiclass.classes] for p in predictions]
+        np.testing.assert_array_equal(np.array(got), expected)
+        attack = binary.detector.predict_proba(raw)[:, binary.classes.index("attack")]
+        got = [p["attack_probability"] for p in predictions]
+        np.testing.assert_array_equal(np.array(got), attack)
