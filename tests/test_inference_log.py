@@ -109,7 +109,7 @@ def test_log_writer_starts_new_segment_on_new_day_or_value_types(tmp_path):
     fractions = {**columns, "attack_type": [1, 2.5]}
 
     writer.write("network", unscored, scored_at=evening)
-    writer.write("network", scored, scored_at=evening)
+    writer.write("network", scored, scored_at=evening + timedelta(seconds=1))
     writer.write("network", scored, scored_at=evening + timedelta(minutes=2))
     writer.write("network", counts, scored_at=evening + timedelta(minutes=3))
     writer.write("network", fractions, scored_at=evening + timedelta(minutes=4))
