@@ -27,7 +27,6 @@ import multiprocessing
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -61,34 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     forward = _forward_cost(records[:1000])
     print("in-process:", forward)
 
-    from tests.conftest import _free_port, stop_process_group, wait_for_health
+    from tests.conftest import bentoml_serve
 
-    port = _free_port()
-    server_env = dict(os.environ)
-    if args.workers:
-        server_env["IDS_SERVE_WORKERS"] = str(args.workers)
-    log_path = home / "serve.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bentoml",
-                "serve",
-                "bentos.service:IDSService",
-                "--port",
-                str(port),
-            ],
-            cwd=REPO,
-            env=server_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
+    workers = {"IDS_SERVE_WORKERS": str(args.workers)} if args.workers else {}
     rounds = []
-    try:
-        startup = wait_for_health(f"{url}/readyz", process, log_path)
+    tick = time.monotonic()
+    with bentoml_serve(home / "serve.log", **workers) as url:
+        startup = time.monotonic() - tick
+        port = int(url.rsplit(":", 1)[1])
         for number in range(args.rounds):
             batch, batch_steal = _with_steal(
                 lambda: _throughput(port, records, args.seconds, args.clients)
@@ -104,8 +83,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {number + 1}: batch {batch}\n         single {single}")
         time.sleep(1.0)
         logged = _logged(home)
-    finally:
-        stop_process_group(process)
 
     scored = sum(r[phase]["records_ok_with_warmup"] for r in rounds for phase in r)
     result = {

@@ -3,7 +3,7 @@
 The BentoML service and the offline scorer both call :class:`Scorer`. Raw
 records are checked and typed column by column (:func:`typed_columns`), then
 each champion's saved preprocessor runs through
-``ids.features.transform_columns``, the code training used.
+``ids.features.apply_steps``, the step loop training and evaluation use.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from ids.data import RecordError, input_columns
 from ids.features import (
     apply_steps,
     frame_columns,
-    transform_columns,
     transform_steps,
 )
 from ids.scoring_input import (
@@ -44,7 +43,7 @@ class Champion:
 
     tag: str
     detector: object
-    steps: list = field(default_factory=list)
+    steps: list = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.steps = transform_steps(self.detector.preprocessor)
@@ -59,10 +58,7 @@ class Champion:
         from ids.models import expand_proba, model_proba
 
         model = self.detector.model
-        if done:
-            X = np.asarray(apply_steps(self.steps[done:], typed), dtype=np.float32)
-        else:
-            X = transform_columns(self.detector.preprocessor, typed)
+        X = np.asarray(apply_steps(self.steps[done:], typed), dtype=np.float32)
         return expand_proba(model_proba(model, X), model.classes_, len(self.classes))
 
     @property

@@ -117,21 +117,26 @@ def bentoml_serve(log_path: Path, **env: str) -> Iterator[str]:
     environment = {**os.environ, **env}
     environment.pop("IDS_API_TOKEN", None)
     command = [sys.executable, "-m", "bentoml", "serve", "bentos.service:IDSService"]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [*command, "--port", str(port)],
-            cwd=REPO_ROOT,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = _spawn([*command, "--port", str(port)], environment, log_path)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(f"{url}/readyz", process, log_path)
         yield url
     finally:
         stop_process_group(process)
+
+
+def _spawn(command: list[str], env: dict, log_path: Path) -> subprocess.Popen:
+    """Start a server from the repository root in its own session, output to a log."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _tail(path: Path, lines: int = 60) -> str:
@@ -185,14 +190,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
         "--port",
         str(port),
     ]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            command,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = _spawn(command, env, log_path)
     url = f"http://127.0.0.1:{port}/api"
     try:
         startup_s = wait_for_health(f"{url}/health", process, log_path)
