@@ -23,8 +23,11 @@ from ids.data import RecordError, input_columns
 from ids.features import (
     apply_steps,
     frame_columns,
+    transform_records,
     transform_steps,
 )
+from ids.forest_inference import MAX_ROWS as MAX_LOOKUP_ROWS
+from ids.forest_inference import LeafLookup, leaf_lookup
 from ids.scoring_input import (
     ScoringError,
     check_members,
@@ -36,6 +39,9 @@ __all__ = ["Scorer", "ScoringError", "check_request", "typed_columns"]
 
 logger = logging.getLogger(__name__)
 
+# Reference rows on which treelite must find scikit-learn's leaves.
+CHECK_ROWS = 2000
+
 
 @dataclass
 class Champion:
@@ -44,9 +50,17 @@ class Champion:
     tag: str
     detector: object
     steps: list = field(init=False, repr=False)
+    # Tree models: treelite's walk for small batches (ids.forest_inference).
+    leaves: LeafLookup | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.steps = transform_steps(self.detector.preprocessor)
+        self.leaves = None
+        reference = self.detector.reference
+        if reference is not None and len(reference):
+            check = reference[self.detector.input_columns].head(CHECK_ROWS)
+            X = transform_records(self.detector.preprocessor, check)
+            self.leaves = leaf_lookup(self.detector.model, X)
 
     def proba(self, typed: dict[str, object], done: int = 0) -> np.ndarray:
         """Class probabilities of typed records given as columns.
@@ -59,7 +73,11 @@ class Champion:
 
         model = self.detector.model
         X = np.asarray(apply_steps(self.steps[done:], typed), dtype=np.float32)
-        return expand_proba(model_proba(model, X), model.classes_, len(self.classes))
+        if self.leaves is not None and len(X) <= MAX_LOOKUP_ROWS:
+            proba = self.leaves.proba(X)  # equal to model_proba's, faster
+        else:
+            proba = model_proba(model, X)
+        return expand_proba(proba, model.classes_, len(self.classes))
 
     @property
     def classes(self) -> tuple[str, ...]:
