@@ -99,6 +99,47 @@ def test_log_reader_skips_batch_cut_short_by_crash(tmp_path):
     assert frame["proto"].tolist() == columns["proto"]
 
 
+def test_journal_read_by_arrow_equals_read_line_by_line(tmp_path):
+    writer = LogWriter(tmp_path)
+    columns = _real_columns(6)
+    scored = {
+        **columns,
+        "is_attack": np.array([True, False, True, True, False, False]),
+        "attack_probability": np.array([0.9, 0.1, np.nan, 1.0, 0.0, 0.25]),
+        "attack_type": np.array(["ddos", "normal", "xss", "dos", "normal", "mitm"]),
+        "multiclass_model": [None] * 6,
+    }
+    path = writer.write("network", scored)
+    for _ in range(3):
+        writer.write("network", scored, scored_at=datetime.now(UTC))
+    _, rest = path.read_bytes().split(b"\n", 1)
+    schema = inference_log._read_journal(path).schema
+
+    by_arrow = inference_log._journal_table(rest, schema)
+    by_line = inference_log._journal_table_by_line(rest, schema, path)
+
+    assert by_arrow.num_rows == 24
+    assert by_arrow.equals(by_line)
+    assert by_arrow.column("attack_probability").null_count == 4  # NaN is null
+    writer.close()
+
+
+def test_journal_reader_skips_a_damaged_line_and_keeps_the_rest(tmp_path):
+    writer = LogWriter(tmp_path)
+    columns = _real_columns(3)
+    path = writer.write("network", {**columns, "batch": [0] * 3})
+    writer.write("network", {**columns, "batch": [1] * 3})
+    writer.write("network", {**columns, "batch": [2] * 3})
+    lines = path.read_bytes().split(b"\n")
+    lines[2] = lines[2][:50] + b"#" + lines[2][51:]  # batch 1 is no longer JSON
+    path.write_bytes(b"\n".join(lines))
+
+    frame = read_log("network", root=tmp_path)
+
+    assert frame["batch"].tolist() == [0] * 3 + [2] * 3
+    writer._segments.clear()  # leave the damaged journal as it is
+
+
 def test_log_writer_starts_new_segment_on_new_day_or_value_types(tmp_path):
     writer = LogWriter(tmp_path)
     columns = _real_columns(2)
