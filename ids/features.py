@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from imblearn.pipeline import Pipeline
 from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import MinMaxScaler
-from sklearn.utils.validation import check_is_fitted
 
 from ids.balancing import SafeSMOTE
 from ids.catalog import ABSENT_PREFIX, CATEGORICAL, DatasetSpec
@@ -87,7 +87,7 @@ class LeakageFilter(_ColumnStep):
         return self
 
     def transform_columns(self, columns: Columns) -> Columns:
-        check_is_fitted(self, "drop_columns_")
+        _check_fitted(self, "drop_columns_")
         dropped = set(self.drop_columns_)
         return {c: v for c, v in columns.items() if c not in dropped}
 
@@ -125,7 +125,7 @@ class RecordCleaner(_ColumnStep):
         )
 
     def transform_columns(self, columns: Columns) -> Columns:
-        check_is_fitted(self, "medians_")
+        _check_fitted(self, "medians_")
         missing = [c for c in self.columns_ if c not in columns]
         if missing:
             raise ValueError(f"record field(s) {missing} missing; the model needs them")
@@ -193,7 +193,7 @@ class TailCompressor(_ColumnStep):
         return self
 
     def transform_columns(self, columns: Columns) -> Columns:
-        check_is_fitted(self, "columns_")
+        _check_fitted(self, "columns_")
         out = dict(columns)
         for column in self.columns_:
             out[column] = np.log1p(np.maximum(columns[column], 0.0))
@@ -227,7 +227,7 @@ class CategoryEncoder(_ColumnStep):
         return self
 
     def transform_columns(self, columns: Columns) -> Columns:
-        check_is_fitted(self, "vocabulary_")
+        _check_fitted(self, "vocabulary_")
         out = {}
         for column, values in columns.items():
             mapping = self.vocabulary_.get(column)
@@ -274,7 +274,7 @@ class ReliefFSelector(_ColumnStep):
         return self
 
     def transform_columns(self, columns: Columns) -> Columns:
-        check_is_fitted(self, "selected_")
+        _check_fitted(self, "selected_")
         missing = [c for c in self.selected_ if c not in columns]
         if missing:
             raise KeyError(f"selected feature(s) {missing} missing from the records")
@@ -312,7 +312,7 @@ class ColumnMinMaxScaler(MinMaxScaler):
         return self.transform_columns(frame_columns(_as_frame(X)))
 
     def transform_columns(self, columns: Columns) -> np.ndarray:
-        check_is_fitted(self, "columns_")
+        _check_fitted(self, "columns_")
         X = stack_columns(columns, self.columns_)
         # scikit-learn's own transform is this arithmetic on its fitted scale_
         # and min_, behind input checks that cost 0.2 ms a call; the inputs
@@ -322,6 +322,15 @@ class ColumnMinMaxScaler(MinMaxScaler):
         if self.clip:
             np.clip(X, self.feature_range[0], self.feature_range[1], out=X)
         return X
+
+
+def _check_fitted(step, attribute: str) -> None:
+    # scikit-learn's check_is_fitted reads the estimator's tags first: ~10 µs
+    # a call, six calls in a single-record request.
+    if not hasattr(step, attribute):
+        raise NotFittedError(
+            f"this {type(step).__name__} is not fitted yet; call fit before transform"
+        )
 
 
 def _length(columns: Columns) -> int:

@@ -148,7 +148,10 @@ def _numeric(values: list, column: str, dataset: str):
         numbers, absent, bad = _numeric_slow(values)
         if bad:
             _raise_bad(values, bad, column, dataset, "a number (or '-')")
-    finite = np.isfinite(numbers) | np.isnan(numbers) & _blank(values, absent)
+    finite = np.isfinite(numbers)
+    if finite.all():
+        return numbers, absent
+    finite |= np.isnan(numbers) & _blank(values, absent)
     if not finite.all():
         rows = np.flatnonzero(~finite).tolist()
         _raise_bad(values, rows, column, dataset, "a finite number, not NaN or inf")
