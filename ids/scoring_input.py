@@ -8,6 +8,7 @@ field, a null, NaN or inf, or a value of the wrong type is a
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import operator
 import os
@@ -81,18 +82,45 @@ def typed_columns(records: list[dict], spec) -> dict[str, object]:
             [r.get(column, _MISSING) for r in records] for column, _, _ in plan
         ]
     out: dict[str, object] = {}
+    plain = []  # numbers without an absent flag: parsed together below
     for (column, kind, flag), values in zip(plan, by_column, strict=True):
         values = list(values)
         _check_present(values, column, spec.name)
         if kind == CATEGORICAL:
             out[column] = _categorical(values, column, spec.name)
             continue
+        if kind != BOOLEAN and not flag:
+            out[column] = None  # its place in the column order
+            plain.append((column, values))
+            continue
         parse = _boolean if kind == BOOLEAN else _numeric
         numbers, absent = parse(values, column, spec.name)
         out[column] = numbers
         if flag:
             out[flag] = absent.astype(np.float64)
+    out.update(_numeric_block(plain, spec.name))
     return out
+
+
+def _numeric_block(columns: list[tuple[str, list]], dataset: str) -> dict:
+    """Number columns parsed by one array call when every value is a finite number.
+
+    A single record has a dozen of them, and one call instead of a handful
+    per column halves the cost of typing it. Anything else ('-', a NaN, a
+    wrong type) goes column by column through :func:`_numeric`, which names it.
+    """
+    if not columns:
+        return {}
+    values = [v for _, v in columns]
+    block = None
+    if set(map(type, itertools.chain.from_iterable(values))) <= _NUMBER_TYPES | {str}:
+        try:
+            block = np.array(values, dtype=np.float64)
+        except (ValueError, OverflowError):
+            block = None
+    if block is not None and np.isfinite(block).all():
+        return {column: block[j] for j, (column, _) in enumerate(columns)}
+    return {column: _numeric(v, column, dataset)[0] for column, v in columns}
 
 
 @functools.cache
