@@ -1,4 +1,4 @@
-"""Small-batch inference for scikit-learn trees and forests through treelite.
+"""Small-batch inference for scikit-learn forests through treelite.
 
 scikit-learn walks a forest one tree at a time from Python: for a single
 record that is ~4 µs of call overhead per tree, ~0.4-1.3 ms for a forest of
@@ -6,12 +6,14 @@ record that is ~4 µs of call overhead per tree, ~0.4-1.3 ms for a forest of
 call into compiled code. Only the walk is delegated: GTIL reports the leaf
 each record reaches in each tree, and the probabilities are then read from
 the model's own ``tree_.value`` and summed tree by tree, in the order
-:func:`ids.models.model_proba` sums them, so the result is bit-identical (GTIL's
-own probabilities differ in the last bit: it renormalises leaf vectors).
+:func:`ids.models.model_proba` sums them, so the result is bit-identical
+(GTIL's own probabilities differ from scikit-learn's in the last bit for
+some records, measured on network champions).
 
 GTIL costs ~20 µs per record walked, scikit-learn's ``apply`` ~6 µs once
 its per-tree overhead is paid, so batches over :data:`MAX_ROWS` records stay
-with :func:`ids.models.model_proba`.
+with :func:`ids.models.model_proba`; so do lone trees, whose single
+scikit-learn call (~10 µs) is cheaper than this path (~34 µs).
 
 The walk goes through treelite's C API (``TreeliteGTILPredict``) with a
 configuration parsed once: ``treelite.gtil.predict_leaf`` parses a JSON
@@ -34,11 +36,10 @@ MAX_ROWS = 32
 
 
 class LeafLookup:
-    """The leaves of a fitted tree or forest found by treelite.
+    """The leaves of a fitted forest found by treelite.
 
     Args:
-        model: A fitted single-output ``DecisionTreeClassifier``,
-            ``ExtraTreeClassifier``, ``RandomForestClassifier`` or
+        model: A fitted single-output ``RandomForestClassifier`` or
             ``ExtraTreesClassifier``.
     """
 
@@ -48,9 +49,8 @@ class LeafLookup:
         from treelite.gtil.gtil import GTILConfig
 
         self.model = model
-        self.trees = list(getattr(model, "estimators_", [model]))
-        self.forest = hasattr(model, "estimators_")
-        self._treelite = treelite.sklearn.import_model(_as_forest(model))
+        self.trees = list(model.estimators_)
+        self._treelite = treelite.sklearn.import_model(model)
         types = (self._treelite.input_type, self._treelite.output_type)
         if types != ("float64", "float64"):
             raise ValueError(f"treelite model has input/output types {types}")
@@ -91,8 +91,6 @@ class LeafLookup:
     def proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities, equal to :func:`ids.models.model_proba`'s."""
         per_tree = self._values[self.leaves(X) + self._offsets]
-        if not self.forest:
-            return per_tree[:, 0]
         # A sum over the middle axis adds the trees in order, one at a time.
         total = per_tree.sum(axis=1)
         total /= len(self.trees)
@@ -104,22 +102,6 @@ class LeafLookup:
         return np.array_equal(self.leaves(X), expected)
 
 
-def _as_forest(model):
-    """A forest as treelite imports it; a lone tree becomes a forest of one."""
-    if hasattr(model, "estimators_"):
-        return model
-    from sklearn.ensemble import RandomForestClassifier
-
-    # treelite reads a single tree only inside a forest: the structure of
-    # each tree and these counts.
-    shell = RandomForestClassifier(n_estimators=1)
-    shell.estimators_ = [model]
-    shell.n_features_in_ = model.n_features_in_
-    shell.n_outputs_ = model.n_outputs_
-    shell.n_classes_ = model.n_classes_
-    return shell
-
-
 def leaf_lookup(model, check: np.ndarray) -> LeafLookup | None:
     """A :class:`LeafLookup` for ``model`` if treelite walks it as scikit-learn does.
 
@@ -128,14 +110,8 @@ def leaf_lookup(model, check: np.ndarray) -> LeafLookup | None:
     model predicts through :func:`ids.models.model_proba` alone.
     """
     from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
-    from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
 
-    kinds = (
-        DecisionTreeClassifier,
-        ExtraTreeClassifier,
-        RandomForestClassifier,
-        ExtraTreesClassifier,
-    )
+    kinds = (RandomForestClassifier, ExtraTreesClassifier)
     if type(model) not in kinds or model.n_outputs_ != 1 or not len(check):
         return None
     try:

@@ -50,7 +50,7 @@ class Champion:
     tag: str
     detector: object
     steps: list = field(init=False, repr=False)
-    # Tree models: treelite's walk for small batches (ids.forest_inference).
+    # Forests: treelite's walk for small batches (ids.forest_inference).
     leaves: LeafLookup | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -35,7 +35,6 @@ def network_inputs():
 
 
 MODELS = {
-    "dt": lambda: DecisionTreeClassifier(random_state=0),
     "rf": lambda: RandomForestClassifier(n_estimators=25, random_state=0),
     "et": lambda: ExtraTreesClassifier(n_estimators=25, random_state=0),
 }
@@ -59,12 +58,14 @@ def test_leaf_lookup_probabilities_equal_scikit_learn_bit_for_bit(network_inputs
 
 def test_leaf_lookup_notices_a_walk_that_differs(network_inputs):
     _, X_train, y_train, held_out, _ = network_inputs
-    model = DecisionTreeClassifier(random_state=0).fit(X_train, y_train)
+    model = RandomForestClassifier(n_estimators=5, random_state=0)
+    model.fit(X_train, y_train)
     lookup = LeafLookup(model)
     assert lookup.agrees(held_out)
 
-    # treelite holds a copy of the tree; move scikit-learn's root split.
-    model.tree_.threshold[0] = np.float64(model.tree_.threshold[0]) + 0.25
+    # treelite holds a copy of the trees; move one of scikit-learn's root splits.
+    tree = model.estimators_[3].tree_
+    tree.threshold[0] = np.float64(tree.threshold[0]) + 0.25
 
     assert not lookup.agrees(held_out)
 
@@ -73,8 +74,11 @@ def test_leaf_lookup_is_none_for_models_it_does_not_cover(network_inputs):
     _, X_train, y_train, _, _ = network_inputs
     linear = LogisticRegression(max_iter=200).fit(X_train, y_train)
     assert leaf_lookup(linear, X_train[:50]) is None
+    # One tree: scikit-learn's single call is cheaper than treelite's.
     tree = DecisionTreeClassifier(random_state=0).fit(X_train, y_train)
-    assert leaf_lookup(tree, X_train[:0]) is None
+    assert leaf_lookup(tree, X_train[:50]) is None
+    forest = RandomForestClassifier(n_estimators=3, random_state=0)
+    assert leaf_lookup(forest.fit(X_train, y_train), X_train[:0]) is None
 
 
 def test_champion_scores_small_batches_through_treelite_alike(network_inputs):
