@@ -102,6 +102,14 @@ class LeafLookup:
         return np.array_equal(self.leaves(X), expected)
 
 
+def covers(model) -> bool:
+    """Whether ``model`` is a forest that :class:`LeafLookup` can walk."""
+    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+
+    kinds = (RandomForestClassifier, ExtraTreesClassifier)
+    return type(model) in kinds and getattr(model, "n_outputs_", 0) == 1
+
+
 def leaf_lookup(model, check: np.ndarray) -> LeafLookup | None:
     """A :class:`LeafLookup` for ``model`` if treelite walks it as scikit-learn does.
 
@@ -109,10 +117,7 @@ def leaf_lookup(model, check: np.ndarray) -> LeafLookup | None:
     leaf must agree; otherwise, or for another kind of model, None, and the
     model predicts through :func:`ids.models.model_proba` alone.
     """
-    from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
-
-    kinds = (RandomForestClassifier, ExtraTreesClassifier)
-    if type(model) not in kinds or model.n_outputs_ != 1 or not len(check):
+    if not covers(model) or not len(check):
         return None
     try:
         lookup = LeafLookup(model)

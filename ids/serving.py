@@ -27,7 +27,7 @@ from ids.features import (
     transform_steps,
 )
 from ids.forest_inference import MAX_ROWS as MAX_LOOKUP_ROWS
-from ids.forest_inference import LeafLookup, leaf_lookup
+from ids.forest_inference import LeafLookup, covers, leaf_lookup
 from ids.scoring_input import (
     ScoringError,
     check_members,
@@ -57,7 +57,7 @@ class Champion:
         self.steps = transform_steps(self.detector.preprocessor)
         self.leaves = None
         reference = self.detector.reference
-        if reference is not None and len(reference):
+        if covers(self.detector.model) and reference is not None and len(reference):
             check = reference[self.detector.input_columns].head(CHECK_ROWS)
             X = transform_records(self.detector.preprocessor, check)
             self.leaves = leaf_lookup(self.detector.model, X)
