@@ -3,7 +3,9 @@
 The BentoML service and the offline scorer both call :class:`Scorer`. Raw
 records are checked and typed column by column (:func:`typed_columns`), then
 each champion's saved preprocessor runs through
-``ids.features.apply_steps``, the step loop training and evaluation use.
+``ids.features.apply_steps``, the step loop training and evaluation use. A
+forest champion walks requests of up to 32 records through treelite
+(``ids.forest_inference``), with scikit-learn's probabilities bit for bit.
 """
 
 from __future__ import annotations

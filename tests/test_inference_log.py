@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ids import inference_log
+from ids import inference_log, log_segments
 from ids.catalog import get_spec, resolve_data_dir
 from ids.inference_log import LogWriter, count_logged, purge_log, read_log, write_batch
 from ids.scoring_input import typed_columns
@@ -113,10 +113,10 @@ def test_journal_read_by_arrow_equals_read_line_by_line(tmp_path):
     for _ in range(3):
         writer.write("network", scored, scored_at=datetime.now(UTC))
     _, rest = path.read_bytes().split(b"\n", 1)
-    schema = inference_log._read_journal(path).schema
+    schema = log_segments.read_journal(path).schema
 
-    by_arrow = inference_log._journal_table(rest, schema)
-    by_line = inference_log._journal_table_by_line(rest, schema, path)
+    by_arrow = log_segments.journal_table(rest, schema)
+    by_line = log_segments.journal_table_by_line(rest, schema, path)
 
     assert by_arrow.num_rows == 24
     assert by_arrow.equals(by_line)
