@@ -74,6 +74,12 @@ class LeafLookup:
         from treelite.core import _LIB, _check_call
 
         X = np.ascontiguousarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.model.n_features_in_:
+            # The C call reads n_features_in_ values per row: never fewer.
+            raise ValueError(
+                f"model input of shape {X.shape}; the forest takes "
+                f"{self.model.n_features_in_} features per row"
+            )
         found = np.empty((len(X), len(self.trees)), dtype=np.float64)
         pointer = ctypes.POINTER(ctypes.c_double)
         _check_call(

@@ -70,6 +70,15 @@ def test_leaf_lookup_notices_a_walk_that_differs(network_inputs):
     assert not lookup.agrees(held_out)
 
 
+def test_leaf_lookup_refuses_input_of_another_width(network_inputs):
+    _, X_train, y_train, held_out, _ = network_inputs
+    model = RandomForestClassifier(n_estimators=3, random_state=0)
+    lookup = LeafLookup(model.fit(X_train, y_train))
+
+    with pytest.raises(ValueError, match="features per row"):
+        lookup.proba(held_out[:, :-1])
+
+
 def test_leaf_lookup_is_none_for_models_it_does_not_cover(network_inputs):
     _, X_train, y_train, _, _ = network_inputs
     linear = LogisticRegression(max_iter=200).fit(X_train, y_train)
