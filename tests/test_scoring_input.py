@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from ids.catalog import get_spec, resolve_data_dir
+from ids.catalog import dataset_path, get_spec, resolve_data_dir
+from ids.data import read_raw
 from ids.scoring_input import ScoringError, _column_plan, _numeric, typed_columns
 
 
 def _records(dataset: str, rows: int = 300) -> list[dict]:
+    """Real rows as the file holds them: strings, padding kept."""
     spec = get_spec(dataset)
-    raw = pd.read_csv(
-        resolve_data_dir() / spec.relpath,
-        dtype=str,
-        keep_default_na=False,
-        encoding="utf-8-sig",
-    )
-    raw.columns = [c.strip("\r") for c in raw.columns]
+    raw, _ = read_raw(dataset_path(spec, resolve_data_dir()), spec)
     return raw.sample(rows, random_state=0).to_dict("records")
 
 
