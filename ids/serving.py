@@ -60,8 +60,12 @@ class Champion:
         self.leaves = None
         reference = self.detector.reference
         if covers(self.detector.model) and reference is not None and len(reference):
-            check = reference[self.detector.input_columns].head(CHECK_ROWS)
-            X = transform_records(self.detector.preprocessor, check)
+            try:
+                check = reference[self.detector.input_columns].head(CHECK_ROWS)
+                X = transform_records(self.detector.preprocessor, check)
+            except Exception:  # the champion still serves, through scikit-learn
+                logger.exception("%s: reference rows for the leaf check fail", self.tag)
+                return
             self.leaves = leaf_lookup(self.detector.model, X)
 
     def proba(self, typed: dict[str, object], done: int = 0) -> np.ndarray:
